@@ -1,0 +1,166 @@
+"""One open position in one contract: fills, exact weighted average, partial closes, excursions.
+
+Everything is in integer ticks and exact rationals (see ``levels.py``); money is an exact
+``Fraction`` of USD and becomes a float only at the edges (API, store). The exit rules that
+decide *when* to close live in ``exits.py``; this module only knows *how* a fill changes a
+position and what a closed quantity earned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from actors.instruments import ContractSpec
+
+LONG, SHORT = 1, -1
+
+
+def side_name(side: int) -> str:
+    return "long" if side == LONG else "short"
+
+
+def order_side(side: int, *, closing: bool) -> str:
+    """Broker side of an order: opening a long or closing a short buys."""
+    return "buy" if (side == LONG) != closing else "sell"
+
+
+@dataclass(slots=True)
+class Money:
+    """Tick geometry of a contract as exact rationals."""
+
+    tick_size: Fraction
+    tick_value: Fraction
+
+    @classmethod
+    def of(cls, spec: ContractSpec) -> Money:
+        return cls(Fraction(repr(spec.tick_size)), Fraction(repr(spec.tick_value)))
+
+    def price(self, ticks: Fraction | int) -> Fraction:
+        return Fraction(ticks) * self.tick_size
+
+
+@dataclass(slots=True, frozen=True)
+class Trade:
+    """One closed quantity. Prices in price units, money in USD, both exact."""
+
+    symbol: str
+    side: int
+    quantity: int
+    entry_price: Fraction
+    exit_price: Fraction
+    pnl: Fraction
+    reason: str
+    open_ts: float
+    close_ts: float
+    mfe_points: Fraction
+    mae_points: Fraction
+    mfe_usd: Fraction
+    mae_usd: Fraction
+
+    def row(self) -> dict[str, object]:
+        return {
+            "symbol": self.symbol,
+            "side": side_name(self.side),
+            "quantity": self.quantity,
+            "entry_price": float(self.entry_price),
+            "exit_price": float(self.exit_price),
+            "pnl": float(self.pnl),
+            "reason": self.reason,
+            "opened_at": self.open_ts,
+            "closed_at": self.close_ts,
+            "mfe_points": float(self.mfe_points),
+            "mae_points": float(self.mae_points),
+            "mfe_usd": float(self.mfe_usd),
+            "mae_usd": float(self.mae_usd),
+        }
+
+
+@dataclass(slots=True)
+class Position:
+    """An open position. ``avg`` is the exact average entry in ticks."""
+
+    symbol: str
+    side: int
+    qty: int
+    avg: Fraction
+    first_entry: int
+    opened_ts: float
+    last_price: int
+    best_move: Fraction = Fraction(0)
+    worst_move: Fraction = Fraction(0)
+    best_unrealised: Fraction = Fraction(0)
+    worst_unrealised: Fraction = Fraction(0)
+    best_price: int = 0
+    worst_price: int = 0
+
+    @classmethod
+    def open(cls, symbol: str, side: int, qty: int, price: int, ts: float) -> Position:
+        if qty <= 0:
+            raise ValueError("quantity must be positive")
+        return cls(
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            avg=Fraction(price),
+            first_entry=price,
+            opened_ts=ts,
+            last_price=price,
+            best_price=price,
+            worst_price=price,
+        )
+
+    def add(self, qty: int, price: int) -> None:
+        """Add contracts on the same side: the average becomes the quantity-weighted mean."""
+        if qty <= 0:
+            raise ValueError("quantity must be positive")
+        self.avg = (self.avg * self.qty + price * qty) / (self.qty + qty)
+        self.qty += qty
+
+    def move(self, price: int) -> Fraction:
+        """Per-contract move in ticks, positive in the position's favour."""
+        return self.side * (price - self.avg)
+
+    def unrealised(self, price: int, money: Money) -> Fraction:
+        return self.move(price) * money.tick_value * self.qty
+
+    def observe(self, price: int, money: Money) -> None:
+        """Step (a): a price the position saw, with the quantity it holds now."""
+        m = self.move(price)
+        if m > self.best_move:
+            self.best_move = m
+        if m < self.worst_move:
+            self.worst_move = m
+        u = m * money.tick_value * self.qty
+        if u > self.best_unrealised:
+            self.best_unrealised = u
+        if u < self.worst_unrealised:
+            self.worst_unrealised = u
+        if self.side * (price - self.best_price) > 0:
+            self.best_price = price
+        if self.side * (price - self.worst_price) < 0:
+            self.worst_price = price
+        self.last_price = price
+
+    def close(self, qty: int, price: Fraction | int, ts: float, reason: str, money: Money) -> Trade:
+        """Remove ``qty`` contracts at ``price`` (ticks) at the current average."""
+        if not 0 < qty <= self.qty:
+            raise ValueError(f"cannot close {qty} of {self.qty}")
+        price = Fraction(price)
+        trade = Trade(
+            symbol=self.symbol,
+            side=self.side,
+            quantity=qty,
+            entry_price=money.price(self.avg),
+            exit_price=money.price(price),
+            pnl=self.side * (price - self.avg) * money.tick_value * qty,
+            reason=reason,
+            open_ts=self.opened_ts,
+            close_ts=ts,
+            mfe_points=money.price(self.best_move),
+            mae_points=money.price(self.worst_move),
+            mfe_usd=self.best_move * money.tick_value,
+            mae_usd=self.worst_move * money.tick_value,
+        )
+        self.qty -= qty
+        return trade

@@ -1,0 +1,357 @@
+"""One pair (recorder × destination): per-symbol positions driven by signals and ticks.
+
+Pure state machine: ``on_signal`` and ``on_tick`` take an event, mutate the pair and return what
+happened (fills, trades) for the host to persist. No Ray, no I/O, no clock: time comes with the
+events, so a replay is exact and a restored pair continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from typing import Any, Literal, TypeVar
+
+from actors.instruments import ContractSpec
+from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side
+from actors.recorder.config import DcaUnit, RecorderSettings
+from actors.recorder.exits import ExitRules, ExitState
+from actors.recorder.levels import to_ticks
+
+SignalKind = Literal["buy", "sell", "close", "add", "target"]
+T = TypeVar("T")
+
+
+@dataclass(slots=True, frozen=True)
+class FillEvent:
+    """A virtual fill. ``price`` in price units; ``kind`` entry | add | dca | exit."""
+
+    symbol: str
+    side: str
+    qty: int
+    price: Fraction
+    ts: float
+    kind: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one event did. ``status`` is ``applied`` or an ignore/reject code."""
+
+    status: str = "applied"
+    fills: list[FillEvent] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.fills.extend(other.fills)
+        self.trades.extend(other.trades)
+
+
+class MinuteBars:
+    """One-minute bars from ticks, keeping the true ranges ATR needs (integer ticks)."""
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.bucket: int | None = None
+        self.high = self.low = self.close = 0
+        self.prev_close: int | None = None
+        self.ranges: deque[int] = deque(maxlen=period)
+
+    def add(self, ts: float, price: int) -> None:
+        bucket = int(ts // 60)
+        if self.bucket is None or bucket > self.bucket:
+            if self.bucket is not None:
+                self._complete()
+            self.bucket, self.high, self.low = bucket, price, price
+        else:
+            self.high, self.low = max(self.high, price), min(self.low, price)
+        self.close = price
+
+    def _complete(self) -> None:
+        if self.prev_close is None:
+            tr = self.high - self.low
+        else:
+            tr = max(self.high, self.prev_close) - min(self.low, self.prev_close)
+        self.ranges.append(tr)
+        self.prev_close = self.close
+
+    def atr(self) -> Fraction | None:
+        return Fraction(sum(self.ranges), len(self.ranges)) if self.ranges else None
+
+
+@dataclass(slots=True)
+class SymbolBook:
+    """A pair's state in one contract."""
+
+    symbol: str
+    money: Money
+    rules: ExitRules
+    last_tick: int | None = None
+    pos: Position | None = None
+    exits: ExitState | None = None
+    bars: MinuteBars | None = None
+
+
+class Pair:
+    """A recorder's virtual pair: positions per symbol, filled at signal and tick prices."""
+
+    def __init__(
+        self,
+        key: str,
+        settings: RecorderSettings,
+        spec_for: Callable[[str], ContractSpec],
+    ) -> None:
+        self.key = key
+        self.settings = settings
+        self.spec_for = spec_for
+        self.books: dict[str, SymbolBook] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def book(self, symbol: str) -> SymbolBook:
+        b = self.books.get(symbol)
+        if b is None:
+            money = Money.of(self.spec_for(symbol))
+            b = SymbolBook(symbol, money, ExitRules(self.settings, money))
+            dca = self.settings.dca
+            if dca is not None and dca.unit == DcaUnit.atr:
+                b.bars = MinuteBars(dca.atr_period)
+            self.books[symbol] = b
+        return b
+
+    def open_symbols(self) -> list[str]:
+        return [s for s, b in self.books.items() if b.pos is not None]
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_tick(self, symbol: str, ts: float, price: float) -> Outcome:
+        b = self.book(symbol)
+        return self.on_tick_ticks(b, ts, to_ticks(price, b.money.tick_size))
+
+    def on_tick_ticks(self, b: SymbolBook, ts: float, p: int) -> Outcome:
+        """A tick already converted to integer ticks (the host's fast path)."""
+        b.last_tick = p
+        if b.bars is not None:
+            b.bars.add(ts, p)
+        out = Outcome()
+        if b.pos is None or b.exits is None:
+            return out
+        pos = b.pos
+        res = b.rules.on_tick(pos, b.exits, p, ts)
+        for d in res.dca:
+            out.fills.append(self._fill(b, pos.side, d.qty, d.price, ts, "dca", closing=False))
+        for t in res.trades:
+            out.trades.append(t)
+            out.fills.append(self._fill(b, t.side, t.quantity, t.exit_price, ts, "exit", True))
+        if pos.qty == 0:
+            b.pos = b.exits = None
+        return out
+
+    def on_signal(
+        self,
+        symbol: str,
+        ts: float,
+        kind: SignalKind,
+        price: float | None = None,
+        quantity: int | None = None,
+        target: int | None = None,
+        entry_sides: frozenset[int] = frozenset((LONG, SHORT)),
+    ) -> Outcome:
+        """Apply a signal. ``entry_sides`` limits which sides may be opened or added to (filters:
+        direction, time windows, cooldown...); exits always go through. When a signal does
+        nothing because its entry was not allowed, the status is ``blocked``."""
+        b = self.book(symbol)
+        p = to_ticks(price, b.money.tick_size) if price is not None else b.last_tick
+        if p is None:
+            return Outcome("no_price")
+        if b.pos is not None:
+            b.pos.observe(p, b.money)  # the fill price is a price the position saw
+        sizing = self.settings.sizing
+        out = Outcome()
+        side = b.pos.side if b.pos is not None else 0
+        if kind in ("buy", "sell"):
+            want = LONG if kind == "buy" else SHORT
+            if side == 0:
+                if want not in entry_sides:
+                    return Outcome("blocked")
+                self._open(b, want, quantity or sizing.initial_size, p, ts, out)
+            elif side == want:
+                if not sizing.allow_add:
+                    return Outcome("no_add")
+                if want not in entry_sides:
+                    return Outcome("blocked")
+                self._add(b, quantity or sizing.add_size, p, ts, "add", out)
+            else:
+                reverse = not sizing.close_only and want in entry_sides
+                self._close(b, b.pos.qty, p, ts, "reverse" if reverse else "signal", out)  # type: ignore[union-attr]
+                if reverse:
+                    self._open(b, want, quantity or sizing.initial_size, p, ts, out)
+        elif kind == "close":
+            if side == 0:
+                return Outcome("flat")
+            self._close(b, b.pos.qty, p, ts, "close", out)  # type: ignore[union-attr]
+        elif kind == "add":
+            if side == 0:
+                return Outcome("flat")
+            if side not in entry_sides:
+                return Outcome("blocked")
+            self._add(b, quantity or sizing.add_size, p, ts, "add", out)
+        elif kind == "target":
+            if target is None:
+                raise ValueError("a target signal needs a target")
+            self._to_target(b, target, p, ts, out, entry_sides)
+        else:
+            raise ValueError(f"unknown signal kind {kind!r}")
+        return out
+
+    # -- transitions ----------------------------------------------------------------------------
+
+    def _to_target(
+        self,
+        b: SymbolBook,
+        target: int,
+        p: int,
+        ts: float,
+        out: Outcome,
+        entry_sides: frozenset[int],
+    ) -> None:
+        current = 0 if b.pos is None else b.pos.side * b.pos.qty
+        if target == current:
+            out.status = "in_sync"
+            return
+        if target != 0 and (LONG if target > 0 else SHORT) not in entry_sides:
+            same_side = current != 0 and (current > 0) == (target > 0)
+            if same_side and abs(target) < abs(current):
+                pass  # a reduction is an exit: allowed
+            elif same_side or current == 0:
+                out.status = "blocked"
+                return
+            else:
+                target = 0  # the close goes through, the new side is not opened
+        if current != 0 and (target == 0 or (target > 0) != (current > 0)):
+            self._close(b, abs(current), p, ts, "strategy", out)
+            current = 0
+        if target == current:
+            return
+        if current == 0:
+            self._open(b, LONG if target > 0 else SHORT, abs(target), p, ts, out)
+        elif abs(target) > abs(current):
+            self._add(b, abs(target) - abs(current), p, ts, "add", out)
+        else:
+            self._close(b, abs(current) - abs(target), p, ts, "strategy", out)
+
+    def _open(self, b: SymbolBook, side: int, qty: int, p: int, ts: float, out: Outcome) -> None:
+        b.pos = Position.open(b.symbol, side, qty, p, ts)
+        b.exits = b.rules.start(b.pos, b.bars.atr() if b.bars is not None else None)
+        out.fills.append(self._fill(b, side, qty, p, ts, "entry", closing=False))
+
+    def _add(self, b: SymbolBook, qty: int, p: int, ts: float, kind: str, out: Outcome) -> None:
+        assert b.pos is not None and b.exits is not None
+        b.pos.add(qty, p)
+        b.rules.recompute(b.pos, b.exits)
+        out.fills.append(self._fill(b, b.pos.side, qty, p, ts, kind, closing=False))
+
+    def _close(self, b: SymbolBook, qty: int, p: int, ts: float, reason: str, out: Outcome) -> None:
+        assert b.pos is not None
+        trade = b.pos.close(qty, p, ts, reason, b.money)
+        out.trades.append(trade)
+        out.fills.append(self._fill(b, trade.side, qty, trade.exit_price, ts, "exit", True))
+        if b.pos.qty == 0:
+            b.pos = b.exits = None
+
+    @staticmethod
+    def _fill(
+        b: SymbolBook,
+        side: int,
+        qty: int,
+        price: Fraction | int,
+        ts: float,
+        kind: str,
+        closing: bool,
+    ) -> FillEvent:
+        px = price if isinstance(price, Fraction) else b.money.price(price)
+        return FillEvent(b.symbol, order_side(side, closing=closing), qty, px, ts, kind)
+
+    # -- views and persistence ------------------------------------------------------------------
+
+    def view(self, symbol: str) -> dict[str, Any] | None:
+        """Live state of the open position in ``symbol`` for the API (floats, price units)."""
+        b = self.books.get(symbol)
+        if b is None or b.pos is None or b.exits is None:
+            return None
+        pos, ex, m = b.pos, b.exits, b.money
+        last = b.last_tick if b.last_tick is not None else pos.last_price
+        stop, stop_kind = ex.effective_stop(pos.side)
+        return {
+            "symbol": symbol,
+            "side": "long" if pos.side == LONG else "short",
+            "quantity": pos.qty,
+            "avg_price": float(m.price(pos.avg)),
+            "opened_at": pos.opened_ts,
+            "last_price": float(m.price(last)),
+            "unrealised": float(pos.unrealised(last, m)),
+            "worst_unrealised": float(pos.worst_unrealised),
+            "best_unrealised": float(pos.best_unrealised),
+            "mfe_points": float(m.price(pos.best_move)),
+            "mae_points": float(m.price(pos.worst_move)),
+            "stop_price": None if stop is None else float(m.price(stop)),
+            "stop_kind": stop_kind,
+            "target_prices": [None if lv is None else float(m.price(lv)) for lv in ex.tp_levels],
+            "dca_levels_fired": ex.dca_fired,
+        }
+
+    def snapshot(self, symbol: str) -> dict[str, Any]:
+        """Everything needed to rebuild this symbol's state after a restart (JSON-safe)."""
+        b = self.book(symbol)
+        bars = None
+        if b.bars is not None:
+            bars = {
+                "bucket": b.bars.bucket,
+                "high": b.bars.high,
+                "low": b.bars.low,
+                "close": b.bars.close,
+                "prev_close": b.bars.prev_close,
+                "ranges": list(b.bars.ranges),
+            }
+        return {
+            "last_tick": b.last_tick,
+            "pos": _encode(b.pos),
+            "exits": _encode(b.exits),
+            "bars": bars,
+        }
+
+    def restore(self, symbol: str, snap: dict[str, Any]) -> None:
+        b = self.book(symbol)
+        b.last_tick = snap.get("last_tick")
+        b.pos = _decode(Position, snap.get("pos"))
+        b.exits = _decode(ExitState, snap.get("exits"))
+        bars = snap.get("bars")
+        if b.bars is not None and bars:
+            b.bars.bucket, b.bars.high, b.bars.low = bars["bucket"], bars["high"], bars["low"]
+            b.bars.close, b.bars.prev_close = bars["close"], bars["prev_close"]
+            b.bars.ranges.extend(bars["ranges"])
+
+
+def _encode(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = str(v) if isinstance(v, Fraction) else (list(v) if isinstance(v, list) else v)
+    return out
+
+
+def _decode(cls: type[T], data: dict[str, Any] | None) -> T | None:
+    if data is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        v = data[f.name]
+        if v is not None and "Fraction" in str(f.type):
+            v = Fraction(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)

@@ -1,0 +1,66 @@
+"""Configuration from environment variables (prefix ``JT_``) or a ``.env`` file.
+
+Every setting has an embedded default, so ``justtrades serve`` runs with none set: local Ray
+started by the command, SQLite under ``./var/``, the simulated feed and the paper broker.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JT_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./var/justtrades.db",
+        description="SQLAlchemy URL; postgresql+psycopg://user@host/db for the scale-out store",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = Field(
+        default="",
+        description="base URL TradingView posts to (shown in webhook URLs); default http://host:port",
+    )
+    ray_address: str | None = Field(
+        default=None, description="existing Ray cluster (e.g. 'auto'); unset starts a local one"
+    )
+    namespace: str = "justtrades"
+    num_cpus: int | None = Field(default=None, description="CPUs for a locally started Ray")
+    recorder_hosts: int = Field(default=2, ge=1, description="RecorderActor processes")
+    feed: str = Field(
+        default="simulated",
+        description="'simulated', 'replay:<csv path>' or 'none' (ticks pushed through the API)",
+    )
+    feed_symbols: str = Field(
+        default="MNQ1!,MES1!,NQ1!,ES1!,M2K1!,MYM1!,CL1!,GC1!",
+        description="symbols the simulated feed quotes (comma separated)",
+    )
+    feed_rate_hz: float = Field(default=4.0, description="simulated ticks per second per symbol")
+    feed_speed: float = Field(default=1.0, description="replay speed multiplier (0 = max)")
+    feed_batch_ms: float = Field(default=5.0, description="tick coalescing window per batch")
+    dedupe_window_s: float = Field(default=60.0, description="repeat signals inside are duplicates")
+    max_body_bytes: int = 64 * 1024
+    rate_limit_per_minute: int = Field(default=120, description="webhooks per token per minute")
+    tradingview_allowlist: bool = Field(
+        default=False, description="accept webhooks only from TradingView's published addresses"
+    )
+    paper_slippage_ticks: int = 0
+    paper_latency_ms: float = 0.0
+    excursion_flush_s: float = Field(default=1.0, description="max lag of stored excursions")
+    health_interval_s: float = 1.0
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    def symbols(self) -> list[str]:
+        return [s.strip() for s in self.feed_symbols.split(",") if s.strip()]
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Independent, deliberately naive reference implementations used to check production code."""
