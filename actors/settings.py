@@ -7,6 +7,8 @@ started by the command, SQLite under ``./var/``, the simulated feed and the pape
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +54,31 @@ class Settings(BaseSettings):
     paper_latency_ms: float = 0.0
     excursion_flush_s: float = Field(default=1.0, description="max lag of stored excursions")
     health_interval_s: float = 1.0
+
+    def resolved_database_url(self) -> str:
+        """SQLite paths made absolute: actor processes do not share the driver's working dir."""
+        prefix = "sqlite:///"
+        url = self.database_url
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            return prefix + str(Path(url[len(prefix) :]).resolve())
+        return url
+
+    def tree_config(self) -> dict[str, Any]:
+        """What the supervisor needs to build the tree (plain data, crosses processes)."""
+        return {
+            "namespace": self.namespace,
+            "recorder_hosts": self.recorder_hosts,
+            "feed": self.feed,
+            "symbols": self.symbols(),
+            "feed_rate_hz": self.feed_rate_hz,
+            "feed_speed": self.feed_speed,
+            "feed_batch_ms": self.feed_batch_ms,
+            "paper_slippage_ticks": self.paper_slippage_ticks,
+            "paper_latency_ms": self.paper_latency_ms,
+            "database_url": self.resolved_database_url(),
+            "excursion_flush_s": self.excursion_flush_s,
+            "health_interval_s": self.health_interval_s,
+        }
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,201 @@
+"""FeedActor: owns a price source, coalesces ticks per symbol and fans batches out.
+
+Every target (recorder hosts, the paper broker) gets every batch: hosts need the last price of
+symbols they are flat in (a signal without a price fills there) and the minute bars for ATR. Each
+target has at most one batch in flight; ticks that arrive meanwhile join the next batch, so a slow
+host sees larger batches instead of an unbounded queue, and every target sees ticks in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import ray
+
+from actors.feed.sources.base import Tick
+from actors.feed.sources.replay import ReplaySource
+from actors.feed.sources.simulated import SimulatedSource
+from actors.instruments import normalize, spec_for
+
+log = logging.getLogger("justtrades.feed")
+
+Batch = dict[str, tuple[list[float], list[float]]]
+
+#: Plausible start prices for the simulated feed, by contract root.
+START_PRICES = {
+    "MNQ": 21000.0, "NQ": 21000.0, "MES": 6000.0, "ES": 6000.0, "M2K": 2300.0, "RTY": 2300.0,
+    "MYM": 44000.0, "YM": 44000.0, "CL": 70.0, "MCL": 70.0, "GC": 2650.0, "MGC": 2650.0,
+    "SI": 31.0, "6E": 1.08, "ZB": 117.0, "ZN": 110.0,
+}  # fmt: skip
+
+
+def contract(symbol: str) -> str:
+    return normalize(symbol, datetime.now(UTC).date())
+
+
+class FeedActor:
+    """Actor body; ``ray.remote`` is applied by :mod:`actors.runtime`."""
+
+    def __init__(
+        self,
+        namespace: str,
+        source: str,
+        symbols: list[str],
+        targets: list[str],
+        rate_hz: float = 4.0,
+        speed: float = 1.0,
+        batch_ms: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        self.namespace = namespace
+        self.source_spec = source
+        self.symbols = [contract(s) for s in symbols]
+        self.rate_hz, self.speed, self.batch_s, self.seed = rate_hz, speed, batch_ms / 1000, seed
+        self.targets: dict[str, Any] = {}
+        self.pending: dict[str, Batch] = {}
+        self.wake: dict[str, asyncio.Event] = {}
+        self.senders: dict[str, asyncio.Task[None]] = {}
+        self.inflight: dict[str, bool] = {}
+        self.last: dict[str, tuple[float, float]] = {}
+        self.ticks_in = 0
+        self.batches_out = 0
+        self.errors = 0
+        self.pump: asyncio.Task[None] | None = None
+        self.started = time.time()
+        self._target_names = list(targets)
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, Any]:
+        for name in self._target_names:
+            self._add_target(name)
+        if self.pump is None and self.source_spec != "none":
+            self.pump = asyncio.get_running_loop().create_task(self._run_source())
+        return await self.status()
+
+    def _add_target(self, name: str) -> None:
+        if name in self.targets:
+            return
+        self.targets[name] = ray.get_actor(name, namespace=self.namespace)
+        self.pending[name] = {}
+        self.wake[name] = asyncio.Event()
+        self.senders[name] = asyncio.get_running_loop().create_task(self._send_loop(name))
+
+    async def set_targets(self, names: list[str]) -> None:
+        for name in names:
+            self._add_target(name)
+
+    # -- sources --------------------------------------------------------------------------------
+
+    def _iter_source(self) -> Iterator[Tick]:
+        if self.source_spec == "simulated":
+            table = {
+                s: (START_PRICES.get(spec_for(s).root, 100.0), spec_for(s).tick_size)
+                for s in self.symbols
+            }
+            return iter(SimulatedSource(table, seed=self.seed, rate_hz=self.rate_hz))
+        if self.source_spec.startswith("replay:"):
+            src = ReplaySource(self.source_spec[7:], lambda s: spec_for(s).tick_size)
+            return iter(src)
+        raise ValueError(f"unknown feed source {self.source_spec!r}")
+
+    async def _run_source(self) -> None:
+        """Pace the source in (scaled) real time and publish ticks as they come due."""
+        try:
+            it = self._iter_source()
+            t0_wall, t0_src = time.monotonic(), None
+            for tick in it:
+                if t0_src is None:
+                    t0_src = tick.ts
+                if self.speed > 0:
+                    due = t0_wall + (tick.ts - t0_src) / self.speed
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                self._publish([Tick(contract(tick.symbol), tick.ts, tick.price)])
+                if self.speed <= 0 and self.ticks_in % 1000 == 0:
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.errors += 1
+            log.exception("feed source failed")
+
+    # -- fan-out --------------------------------------------------------------------------------
+
+    def _publish(self, ticks: Iterable[Tick]) -> None:
+        for t in ticks:
+            self.ticks_in += 1
+            self.last[t.symbol] = (t.ts, t.price)
+            for name, pend in self.pending.items():
+                col = pend.get(t.symbol)
+                if col is None:
+                    pend[t.symbol] = col = ([], [])
+                col[0].append(t.ts)
+                col[1].append(t.price)
+                self.wake[name].set()
+
+    async def _send_loop(self, name: str) -> None:
+        while True:
+            await self.wake[name].wait()
+            if self.batch_s > 0:
+                await asyncio.sleep(self.batch_s)  # coalesce what arrives in the window
+            self.wake[name].clear()
+            batch, self.pending[name] = self.pending[name], {}
+            if not batch:
+                continue
+            self.inflight[name] = True
+            try:
+                await self.targets[name].on_ticks.remote(batch)
+                self.batches_out += 1
+            except Exception:  # a dead or restarting host misses this batch, not later ones
+                self.errors += 1
+                log.exception("sending ticks to %s failed", name)
+            finally:
+                self.inflight[name] = False
+
+    async def push(self, ticks: list[dict[str, Any]]) -> int:
+        """Publish ticks given by a caller (API ``POST /feed/ticks``, replays in tests)."""
+        items = [Tick(contract(t["symbol"]), float(t["ts"]), float(t["price"])) for t in ticks]
+        self._publish(items)
+        return len(items)
+
+    def _busy(self) -> bool:
+        return any(
+            self.pending[n] or self.wake[n].is_set() or self.inflight.get(n) for n in self.pending
+        )
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every published tick has been delivered to (and processed by) every target."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._busy():
+                return True
+            await asyncio.sleep(0.002)
+        return False
+
+    # -- status ---------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        return {"ok": True, "started": self.started}
+
+    async def status(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "source": self.source_spec,
+            "running": self.pump is not None and not self.pump.done(),
+            "symbols": self.symbols,
+            "targets": sorted(self.targets),
+            "ticks_in": self.ticks_in,
+            "batches_out": self.batches_out,
+            "errors": self.errors,
+            "last": {
+                s: {"ts": ts, "price": px, "age_s": round(now - ts, 3)}
+                for s, (ts, px) in self.last.items()
+            },
+        }

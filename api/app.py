@@ -1,0 +1,70 @@
+"""The FastAPI application: a plain Ray driver in front of the actor tree.
+
+Start-up migrates the store, makes sure the local user exists, joins (or starts) Ray, and gets
+or creates the detached supervisor, which builds the tree. Handlers ``await`` actor calls (never
+``ray.get`` on the event loop) and run store calls in the thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import ray
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from actors.runtime import BROKER, FEED, SUPERVISOR, actor_options, connect, get, host_name
+from actors.settings import Settings, get_settings
+from actors.store import Store, ensure_local_user
+from actors.supervisor import Supervisor
+from api.context import Context
+from api.ingest import TokenBucket
+from api.routes import recorders, system, webhook
+
+log = logging.getLogger("justtrades.api")
+
+
+def open_store(settings: Settings) -> tuple[Store, int]:
+    store = Store(settings.resolved_database_url())
+    store.migrate()
+    user = ensure_local_user(store)
+    assert user.id is not None
+    return store, user.id
+
+
+async def boot(settings: Settings) -> Context:
+    store, user_id = await run_in_threadpool(open_store, settings)
+    await run_in_threadpool(connect, settings.ray_address, settings.namespace, settings.num_cpus)
+    ns = settings.namespace
+    sup = (
+        ray.remote(Supervisor)
+        .options(**actor_options(SUPERVISOR, ns))
+        .remote(settings.tree_config())
+    )
+    await sup.start.remote()
+    hosts = [get(host_name(i), ns) for i in range(settings.recorder_hosts)]
+    return Context(settings, store, user_id, sup, hosts, get(FEED, ns), get(BROKER, ns))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ctx = await boot(settings)
+        log.info("Just.Trades ready on %s", settings.base_url)
+        yield
+
+    app = FastAPI(
+        title="Just.Trades",
+        version="0.1.0",
+        summary="TradingView alerts recorded tick-exactly and executed on many accounts.",
+        lifespan=lifespan,
+    )
+    app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
+    app.include_router(webhook.router)
+    app.include_router(recorders.router)
+    app.include_router(system.router)
+    return app

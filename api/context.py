@@ -1,0 +1,42 @@
+"""What every request handler needs: settings, the store, the local user, actor handles."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from actors.settings import Settings
+from actors.store import Store
+
+
+@dataclass(slots=True)
+class Context:
+    settings: Settings
+    store: Store
+    user_id: int
+    supervisor: Any = None
+    hosts: list[Any] = field(default_factory=list)
+    feed: Any = None
+    broker: Any = None
+    _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+    def host_for(self, recorder_id: int) -> Any:
+        """All pairs of one recorder live on one host, so a signal is one actor call."""
+        return self.hosts[recorder_id % len(self.hosts)]
+
+    def cached(self, key: str, max_age_s: float) -> Any | None:
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < max_age_s:
+            return hit[1]
+        return None
+
+    def remember(self, key: str, value: Any) -> Any:
+        self._cache[key] = (time.monotonic(), value)
+        return value
+
+
+def get_ctx(request: Request) -> Context:
+    return request.app.state.ctx

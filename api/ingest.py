@@ -1,0 +1,83 @@
+"""Webhook ingest helpers: dedupe keys, symbol resolution, the intent handed to a host.
+
+Kept apart from the route so the rules are testable without HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.instruments import normalize
+from actors.recorder.signals import Intent, ParsedSignal
+
+#: TradingView's published webhook sender addresses (reference/tradingview.md §1.1).
+TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
+
+
+def dedupe_key(raw: bytes, sig: ParsedSignal | None) -> str:
+    """An explicit id (with the alert time, since Pine's ``{{strategy.order.id}}`` repeats on
+    every entry), else a hash of the body plus its time. TradingView resends the *same* body,
+    so either catches its retries."""
+    when = sig.time.isoformat() if sig is not None and sig.time is not None else ""
+    if sig is not None and sig.dedupe_id:
+        return f"id:{sig.dedupe_id}:{when}"
+    return "h:" + hashlib.sha256(raw + b"\x1f" + when.encode()).hexdigest()
+
+
+def resolve_symbol(sig: ParsedSignal, default: str, now: float) -> str:
+    """The concrete contract a signal trades (``MNQ1!`` → ``MNQZ6``); raises UnknownSymbol."""
+    return normalize(sig.ticker or default, datetime.fromtimestamp(now, UTC).date())
+
+
+def intent_payload(
+    sig: ParsedSignal, intent: Intent, symbol: str, received_at: float
+) -> dict[str, Any]:
+    """What a host needs to apply a signal (plain data: it crosses a process boundary)."""
+    return {
+        "kind": intent.kind,
+        "quantity": intent.quantity,
+        "target": intent.target,
+        "price": sig.price,
+        "symbol": symbol,
+        "signal_time": sig.time.isoformat() if sig.time else None,
+        "received_at": received_at,
+    }
+
+
+def parsed_json(sig: ParsedSignal) -> dict[str, Any]:
+    d = asdict(sig)
+    d["time"] = sig.time.isoformat() if sig.time else None
+    return d
+
+
+def allowed_sender(addr: str | None) -> bool:
+    if addr is None:
+        return False
+    try:
+        return str(ipaddress.ip_address(addr)) in TRADINGVIEW_IPS
+    except ValueError:
+        return False
+
+
+class TokenBucket:
+    """Per-token rate limit: ``rate`` requests per minute with a burst of the same size."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.state: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, last = self.state.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.state[key] = (tokens, now)
+            return False
+        self.state[key] = (tokens - 1, now)
+        return True
