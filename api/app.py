@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import ray
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from ray.exceptions import RayActorError
 
 from actors.runtime import BROKER, FEED, SUPERVISOR, actor_options, connect, get, host_name
 from actors.settings import Settings, get_settings
@@ -64,6 +66,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute)
+
+    @app.exception_handler(RayActorError)
+    async def actor_unavailable(request: Request, exc: RayActorError) -> JSONResponse:
+        """An actor restarting is a temporary condition, said plainly (never a bare 500)."""
+        log.warning("actor unavailable for %s: %r", request.url.path, exc)
+        return JSONResponse(
+            {"reason": "actor_unavailable", "detail": "a component is restarting; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
     app.include_router(webhook.router)
     app.include_router(recorders.router)
     app.include_router(system.router)
