@@ -66,17 +66,16 @@ def ensure_ray() -> None:
 def running_system(database_url: str, **overrides: Any) -> Iterator[System]:
     ensure_ray()
     port = free_port()
-    settings = Settings(
-        database_url=database_url,
-        namespace=f"jt-test-{uuid.uuid4().hex[:10]}",
-        host="127.0.0.1",
-        port=port,
-        feed="none",
-        recorder_hosts=2,
-        excursion_flush_s=0.2,
-        health_interval_s=0.5,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {
+        "namespace": f"jt-test-{uuid.uuid4().hex[:10]}",
+        "host": "127.0.0.1",
+        "port": port,
+        "feed": "none",
+        "recorder_hosts": 2,
+        "excursion_flush_s": 0.2,
+        "health_interval_s": 0.5,
+    }
+    settings = Settings(database_url=database_url, **(defaults | overrides))
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
