@@ -186,3 +186,74 @@ def test_restarted_host_rebuilds_from_store(system: System, tmp_path: Path) -> N
     system.push_ticks([{"symbol": "MNQ1!", "price": 21002.0}])
     trades = system.client.get(f"/api/recorders/{rec['id']}/trades").json()
     assert [(t["reason"], t["exit_price"], t["pnl"]) for t in trades] == [("tp1", 21002.0, 4.0)]
+
+
+def test_filters_through_the_api(system: System) -> None:
+    """Filters configured on a recorder act on real webhooks and say why."""
+    import time
+
+    system.push_ticks([{"symbol": "MNQ1!", "price": 21000.0}])
+    longs = system.create_recorder("long-only", {"filters": {"direction": "long"}})
+    tok = longs["webhook_url"].rsplit("/", 1)[1]
+    r = system.post_alert(tok, '{"action":"sell","ticker":"MNQ1!"}').json()
+    assert (r["status"], r["reason"]) == ("filtered", "direction_long_only")
+    assert system.post_alert(tok, '{"action":"buy","ticker":"MNQ1!"}').json()["status"] == "applied"
+    r = system.post_alert(tok, '{"action":"sell","ticker":"MNQ1!","price":21001}').json()
+    assert r["status"] == "applied" and [f["side"] for f in r["fills"]] == ["sell"]  # closes only
+    assert system.client.get(f"/api/recorders/{longs['id']}/positions").json() == []
+
+    off = system.create_recorder("disabled", {})
+    system.client.patch(f"/api/recorders/{off['id']}", json={"enabled": False})
+    tok = off["webhook_url"].rsplit("/", 1)[1]
+    r = system.post_alert(tok, '{"action":"buy","ticker":"MNQ1!"}').json()
+    assert (r["status"], r["reason"]) == ("filtered", "disabled")
+
+    capped = system.create_recorder("capped", {"filters": {"max_contracts": 2}})
+    tok = capped["webhook_url"].rsplit("/", 1)[1]
+    r = system.post_alert(tok, '{"action":"buy","ticker":"MNQ1!","quantity":5}').json()
+    assert r["fills"][0]["quantity"] == 2
+
+    delayed = system.create_recorder("delayed", {"filters": {"signal_delay_seconds": 0.5}})
+    tok = delayed["webhook_url"].rsplit("/", 1)[1]
+    r = system.post_alert(tok, '{"action":"buy","ticker":"MNQ1!"}').json()
+    assert (r["status"], r["reason"]) == ("received", "delayed")
+    time.sleep(1.0)
+    rows = system.client.get(f"/api/recorders/{delayed['id']}/signals").json()
+    assert rows[0]["status"] == "applied"
+    assert len(system.client.get(f"/api/recorders/{delayed['id']}/positions").json()) == 1
+
+
+def test_recorder_crud_and_templates(system: System) -> None:
+    rec = system.create_recorder("crud", {"take_profit": {"targets": [{"value": 10}]}})
+    assert rec["webhook_url"].startswith(system.base_url + "/webhook/")
+    assert "{{strategy.position_size}}" in rec["alerts"]["strategy"]
+    assert json.loads(rec["alerts"]["indicator"])["ticker"] == "{{ticker}}"
+    dup = system.client.post("/api/recorders", json={"name": "crud"})
+    assert dup.status_code == 409
+    bad = system.client.post("/api/recorders", json={"name": "x", "symbol": "NOPE1!"})
+    assert bad.status_code == 422
+    bad = system.client.post(
+        "/api/recorders", json={"name": "y", "settings": {"take_profit": {"targets": []}}}
+    )
+    assert bad.status_code == 422
+    r = system.client.patch(f"/api/recorders/{rec['id']}", json={"symbol": "MES1!"})
+    assert r.status_code == 200 and r.json()["symbol"] == "MES1!"
+    assert system.client.delete(f"/api/recorders/{rec['id']}").status_code == 204
+    assert system.client.get(f"/api/recorders/{rec['id']}").status_code == 404
+    token = rec["webhook_url"].rsplit("/", 1)[1]
+    assert system.post_alert(token, '{"action":"buy","ticker":"MNQ1!"}').status_code == 404
+
+
+def test_reset_history(system: System) -> None:
+    rec = system.create_recorder("reset", {})
+    tok = rec["webhook_url"].rsplit("/", 1)[1]
+    system.push_ticks([{"symbol": "MNQ1!", "price": 21000.0}])
+    system.post_alert(tok, '{"action":"buy","ticker":"MNQ1!"}')
+    system.post_alert(tok, '{"action":"close","ticker":"MNQ1!","price":21001}')
+    system.post_alert(tok, '{"action":"buy","ticker":"MNQ1!"}')
+    assert len(system.client.get(f"/api/recorders/{rec['id']}/trades").json()) == 1
+    out = system.client.post(f"/api/recorders/{rec['id']}/reset").json()
+    assert out["deleted"]["trades"] == 1 and out["deleted"]["signals"] == 3
+    assert system.client.get(f"/api/recorders/{rec['id']}/trades").json() == []
+    assert system.client.get(f"/api/recorders/{rec['id']}/positions").json() == []
+    assert system.client.get(f"/api/recorders/{rec['id']}/stats").json()["trades"] == 0
