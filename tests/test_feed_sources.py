@@ -49,10 +49,10 @@ def prices(ticks: list[Tick]) -> list[float]:
 # ------------------------------------------------------------------------------------- tick grid
 
 
-def test_grid_helpers_round_half_away_and_avoid_float_noise() -> None:
+def test_grid_helpers_round_half_up_and_avoid_float_noise() -> None:
     assert price_to_ticks(100.75, 0.25) == 403
     assert price_to_ticks(100.125, 0.25) == 401  # exact half rounds up
-    assert price_to_ticks(-100.125, 0.25) == -401  # … away from zero
+    assert price_to_ticks(-100.125, 0.25) == -400  # … towards +inf, the one project-wide rule
     assert price_to_ticks(4500.3, 0.1) == 45003  # 4500.3 / 0.1 is 45002.99999… in floats
     assert ticks_to_price(45003, 0.1) == 4500.3
     assert snap_price(4500.1 + 0.2, 0.1) == 4500.3

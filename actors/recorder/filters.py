@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from zoneinfo import ZoneInfo
 
 from actors.recorder.book import LONG, SHORT
 from actors.recorder.config import Filters, TimeWindow
-from actors.sessions import is_cme_session_open, trading_day
+from actors.sessions import CHICAGO, is_cme_session_open, trading_day
 
-CHICAGO = ZoneInfo("America/Chicago")
 BOTH = frozenset((LONG, SHORT))
 NONE: frozenset[int] = frozenset()
 

@@ -29,15 +29,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
+
+from actors.sessions import trading_day
 
 __all__ = ["DailyPnl", "Stats", "TradeRow", "compute_stats", "trade_date"]
 
 CME_TZ = ZoneInfo("America/Chicago")
 # The CME Globex session opens at 17:00 Chicago time and belongs to the next day's trade date;
 # shifting the wall clock by 7 hours maps 17:00 onto midnight of that next day.
-_SESSION_SHIFT = timedelta(hours=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +109,9 @@ class Stats:
 
 
 def trade_date(ts: float) -> date:
-    """CME trade date of epoch seconds ``ts``.
-
-    A session opens at 17:00 America/Chicago and belongs to the next day, so the trade date is the
-    calendar date of the Chicago wall clock shifted by 7 hours. Doing this on the wall clock (not
-    in UTC) keeps the 17:00 boundary right on both sides of a DST change. Results that land on a
-    Saturday or Sunday (Friday-evening or Sunday-evening sessions) roll forward to Monday.
-    Exchange holidays are not considered.
-    """
-    local = datetime.fromtimestamp(ts, tz=CME_TZ)
-    # Aware datetime + timedelta is wall-clock arithmetic in Python, which is what we want here.
-    day = (local + _SESSION_SHIFT).date()
-    weekday = day.weekday()
-    if weekday >= 5:  # Saturday -> +2, Sunday -> +1
-        day += timedelta(days=7 - weekday)
-    return day
+    """CME trade date of epoch seconds ``ts`` (the rule lives in :func:`actors.sessions.trading_day`:
+    from 17:00 CT a timestamp belongs to the next day's session; weekends roll to Monday)."""
+    return trading_day(datetime.fromtimestamp(ts, tz=UTC))
 
 
 class _RunningSum:

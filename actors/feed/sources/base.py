@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
+
+from actors.instruments import price_to_ticks
 
 __all__ = [
     "Bar",
@@ -61,23 +63,11 @@ def _dec_tick(tick_size: float) -> Decimal:
     return Decimal(repr(float(tick_size)))
 
 
-def price_to_ticks(price: float, tick_size: float) -> int:
-    """Nearest tick index of ``price``; halves round away from zero (Decimal ROUND_HALF_UP).
-
-    Going through ``Decimal(repr(price))`` means a price like 100.75 is treated as the decimal the
-    user wrote, so exact grid prices never round the wrong way because of binary float noise.
-    """
-    d = Decimal(repr(float(price)))
-    if not d.is_finite():
-        raise ValueError(f"price must be finite, got {price!r}")
-    return int((d / _dec_tick(tick_size)).to_integral_value(rounding=ROUND_HALF_UP))
-
-
 def ticks_to_price(n: int, tick_size: float) -> float:
     """Float nearest to the exact decimal ``n * tick_size``."""
     return float(n * _dec_tick(tick_size))
 
 
 def snap_price(price: float, tick_size: float) -> float:
-    """``price`` rounded to the tick grid (half away from zero)."""
+    """``price`` rounded to the tick grid (half up, as everywhere)."""
     return ticks_to_price(price_to_ticks(price, tick_size), tick_size)

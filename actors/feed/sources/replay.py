@@ -281,7 +281,7 @@ def _bar_path(o: int, h: int, lo: int, c: int) -> list[int]:
 def expand_bar(bar: Bar, tick_size: float) -> list[Tick]:
     """The bar as a tick path at tick resolution (rule in the module docstring).
 
-    Prices are snapped to the grid (half away from zero, via Decimal) and consecutive prices differ
+    Prices are snapped to the grid (half up, via Decimal) and consecutive prices differ
     by exactly one tick, so no level inside ``[low, high]`` is skipped. A flat bar yields just the
     open. Timestamps are spread evenly over ``[ts, ts + duration_s)``: the i-th of n ticks is at
     ``ts + duration_s * i / n``, so the first tick is at the bar's open time, they strictly increase,
