@@ -76,8 +76,10 @@ class MinuteBars:
         self.ranges.append(tr)
         self.prev_close = self.close
 
-    def atr(self) -> Fraction | None:
-        return Fraction(sum(self.ranges), len(self.ranges)) if self.ranges else None
+    def atr(self, period: int | None = None) -> Fraction | None:
+        """Mean true range of the last ``period`` completed bars (all kept ones by default)."""
+        ranges = list(self.ranges)[-period:] if period else self.ranges
+        return Fraction(sum(ranges), len(ranges)) if ranges else None
 
 
 @dataclass(slots=True)
@@ -91,6 +93,8 @@ class SymbolBook:
     pos: Position | None = None
     exits: ExitState | None = None
     bars: MinuteBars | None = None
+    atr_period: int | None = None
+    own_bars: bool = True  # False: a host feeds shared bars of the symbol
 
 
 class Pair:
@@ -101,10 +105,14 @@ class Pair:
         key: str,
         settings: RecorderSettings,
         spec_for: Callable[[str], ContractSpec],
+        shared_bars: Callable[[str], MinuteBars] | None = None,
     ) -> None:
+        """``shared_bars``: a host's one-minute bars per symbol, fed by the host with every
+        tick, so thousands of pairs on one symbol do not each build the same bars."""
         self.key = key
         self.settings = settings
         self.spec_for = spec_for
+        self.shared_bars = shared_bars
         self.books: dict[str, SymbolBook] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -116,7 +124,11 @@ class Pair:
             b = SymbolBook(symbol, money, ExitRules(self.settings, money))
             dca = self.settings.dca
             if dca is not None and dca.unit == DcaUnit.atr:
-                b.bars = MinuteBars(dca.atr_period)
+                b.atr_period = dca.atr_period
+                if self.shared_bars is not None:
+                    b.bars, b.own_bars = self.shared_bars(symbol), False
+                else:
+                    b.bars = MinuteBars(dca.atr_period)
             self.books[symbol] = b
         return b
 
@@ -132,7 +144,7 @@ class Pair:
     def on_tick_ticks(self, b: SymbolBook, ts: float, p: int) -> Outcome:
         """A tick already converted to integer ticks (the host's fast path)."""
         b.last_tick = p
-        if b.bars is not None:
+        if b.bars is not None and b.own_bars:
             b.bars.add(ts, p)
         out = Outcome()
         if b.pos is None or b.exits is None:
@@ -243,7 +255,7 @@ class Pair:
 
     def _open(self, b: SymbolBook, side: int, qty: int, p: int, ts: float, out: Outcome) -> None:
         b.pos = Position.open(b.symbol, side, qty, p, ts)
-        b.exits = b.rules.start(b.pos, b.bars.atr() if b.bars is not None else None)
+        b.exits = b.rules.start(b.pos, b.bars.atr(b.atr_period) if b.bars is not None else None)
         out.fills.append(self._fill(b, side, qty, p, ts, "entry", closing=False))
 
     def _add(self, b: SymbolBook, qty: int, p: int, ts: float, kind: str, out: Outcome) -> None:
@@ -305,7 +317,7 @@ class Pair:
         """Everything needed to rebuild this symbol's state after a restart (JSON-safe)."""
         b = self.book(symbol)
         bars = None
-        if b.bars is not None:
+        if b.bars is not None and b.own_bars:
             bars = {
                 "bucket": b.bars.bucket,
                 "high": b.bars.high,
@@ -327,7 +339,7 @@ class Pair:
         b.pos = _decode(Position, snap.get("pos"))
         b.exits = _decode(ExitState, snap.get("exits"))
         bars = snap.get("bars")
-        if b.bars is not None and bars:
+        if b.bars is not None and b.own_bars and bars:
             b.bars.bucket, b.bars.high, b.bars.low = bars["bucket"], bars["high"], bars["low"]
             b.bars.close, b.bars.prev_close = bars["close"], bars["prev_close"]
             b.bars.ranges.extend(bars["ranges"])
