@@ -25,6 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from actors.instruments import price_to_ticks
 from actors.recorder.book import LONG, Position
 from actors.recorder.exits import ExitState, dca_level
 from actors.recorder.levels import round_half_up
@@ -101,6 +102,17 @@ def excursion_bounds(pos: Position, tick_value: Fraction) -> tuple[int, int]:
     return _ceil(avg - best) - 1, _floor(avg - worst) + 1  # short: mirror
 
 
+def to_tick_array(prices: list[float], tick_size: float) -> np.ndarray:
+    """Feed prices as integer ticks. On-grid prices (all real ones) convert in one vector op;
+    anything off the grid goes through the exact scalar rule (round half up)."""
+    arr = np.asarray(prices, dtype=np.float64)
+    q = arr / tick_size
+    r = np.rint(q)
+    if np.all(np.abs(q - r) < 1e-6):
+        return r.astype(np.int64)
+    return np.asarray([price_to_ticks(p, tick_size) for p in prices], dtype=np.int64)
+
+
 @dataclass(slots=True)
 class Row:
     pair: Pair
@@ -121,6 +133,7 @@ class SymbolColumns:
         self.seg_min = np.full(capacity, HIGH, dtype=np.int64)
         self.seg_max = np.full(capacity, LOW, dtype=np.int64)
         self.last: int | None = None  # last tick price of the symbol (integer ticks)
+        self.touched: set[str] = set()  # pair keys whose excursions moved since fold_all
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -153,6 +166,13 @@ class SymbolColumns:
             self.rows.append(Row(pair, book))
             self.index[pair.key] = i
         self._refresh(i)
+
+    def drop(self, key: str) -> None:
+        """Forget a pair (its recorder was reloaded or reset)."""
+        i = self.index.get(key)
+        if i is not None:
+            self._remove(i)
+        self.touched.discard(key)
 
     def _remove(self, i: int) -> None:
         last = len(self.rows) - 1
@@ -196,6 +216,7 @@ class SymbolColumns:
             pos.observe(lo, b.money)
             pos.observe(hi, b.money)
             self.ex_lo[i], self.ex_hi[i] = excursion_bounds(pos, b.money.tick_value)
+            self.touched.add(self.rows[i].pair.key)
         assert self.last is not None
         pos.last_price = b.last_tick = self.last
         self.seg_min[i], self.seg_max[i] = HIGH, LOW
@@ -207,13 +228,16 @@ class SymbolColumns:
             self._fold(i)
 
     def fold_all(self) -> list[Row]:
-        """Fold every row that saw ticks since its last event; returns those whose excursions
-        changed (what needs persisting)."""
+        """Fold every row that saw ticks since its last event; returns the rows whose
+        excursions changed since the previous ``fold_all`` (what needs persisting)."""
         n = len(self.rows)
         if n == 0:
             return []
-        seen = np.flatnonzero(self.seg_min[:n] <= self.seg_max[:n])
-        return [self.rows[int(i)] for i in seen if self._fold(int(i))]
+        for i in np.flatnonzero(self.seg_min[:n] <= self.seg_max[:n]):
+            self._fold(int(i))
+        moved = [self.rows[self.index[k]] for k in self.touched if k in self.index]
+        self.touched.clear()
+        return moved
 
     # -- the tick path --------------------------------------------------------------------------
 

@@ -2,13 +2,13 @@
 
 A pair is the unit of state, a host the unit of hosting (DESIGN.md): one Ray process holds the
 virtual pairs of every recorder assigned to it (``recorder_id % n_hosts == index``), applies
-signals and ticks through the pure core, and persists each state change. It is an async actor
-whose handlers do not await between reading and writing state, so events run one at a time in
-arrival order; the only concurrent task is the excursion flusher.
+signals through the pure core and ticks through the columnar path (:mod:`.columns`), and persists
+each state change. It is an async actor whose handlers do not await between reading and writing
+state, so events run one at a time in arrival order; the only concurrent task is the flusher.
 
 Durability: a signal's status, its fills, trades and the position snapshot commit in one
-transaction. Exits triggered by ticks commit at once; plain excursion changes (worst/best
-unrealised, last price) are flushed at most ``excursion_flush_s`` later and always on close.
+transaction. Exits triggered by ticks commit at once; excursion changes (worst/best unrealised,
+last price) are flushed at most ``flush_s`` later and always on close.
 """
 
 from __future__ import annotations
@@ -23,15 +23,17 @@ from typing import Any
 from sqlmodel import Session, select
 
 from actors.instruments import UnknownSymbol, spec_for
-from actors.recorder.config import RecorderSettings
+from actors.recorder.columns import SymbolColumns, to_tick_array
+from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_target, evaluate
-from actors.recorder.levels import to_ticks
-from actors.recorder.pair import FillEvent, Outcome, Pair
+from actors.recorder.pair import MinuteBars, Outcome, Pair
+from actors.recorder.records import fill_row, persist_outcome, position_fields
 from actors.store import Store, models, repo
 
 log = logging.getLogger("justtrades.host")
 
-IGNORED = {"no_add", "flat", "in_sync"}
+#: Longest ATR period a recorder may ask for (config validates it); shared bars keep this many.
+MAX_ATR_BARS = 500
 
 
 @dataclass(slots=True)
@@ -52,20 +54,22 @@ def pair_key(recorder_id: int) -> str:
 
 
 class RecorderHost:
-    """Actor body. ``ray.remote`` is applied by :mod:`actors.runtime`."""
+    """Actor body. ``ray.remote`` is applied by the supervisor."""
 
     def __init__(self, index: int, n_hosts: int, database_url: str, flush_s: float = 1.0) -> None:
         self.index, self.n_hosts = index, n_hosts
         self.store = Store(database_url)
         self.flush_s = flush_s
         self.recorders: dict[int, Hosted] = {}
-        self.by_symbol: dict[str, set[int]] = {}
+        self.by_key: dict[str, Hosted] = {}
+        self.columns: dict[str, SymbolColumns] = {}
+        self.bars: dict[str, MinuteBars] = {}
         self.last_price: dict[str, tuple[float, float]] = {}
-        self.dirty: set[tuple[int, str]] = set()
         self.started = time.time()
-        self.counters = {"signals": 0, "ticks": 0, "trades": 0, "errors": 0}
+        self.counters = {"signals": 0, "ticks": 0, "batches": 0, "trades": 0, "errors": 0}
         self._flusher: asyncio.Task[None] | None = None
         self.recovered: set[int] = set()
+        self.atr_users = False
         self._load_all()
         self._recover_pending()
 
@@ -74,25 +78,64 @@ class RecorderHost:
     def owns(self, recorder_id: int) -> bool:
         return recorder_id % self.n_hosts == self.index
 
+    def _cols(self, symbol: str) -> SymbolColumns:
+        c = self.columns.get(symbol)
+        if c is None:
+            c = self.columns[symbol] = SymbolColumns(symbol)
+        return c
+
+    def _bars(self, symbol: str) -> MinuteBars:
+        b = self.bars.get(symbol)
+        if b is None:
+            b = self.bars[symbol] = MinuteBars(MAX_ATR_BARS)
+        return b
+
     def _load_all(self) -> None:
         with self.store.read() as s:
             rows = s.exec(select(models.Recorder).where(models.Recorder.deleted == False)).all()  # noqa: E712
             for r in rows:
-                if self.owns(r.id):
+                if r.id is not None and self.owns(r.id):
                     self._install(s, r)
 
     def _install(self, s: Session, r: models.Recorder) -> Hosted:
+        assert r.id is not None
         settings = RecorderSettings.model_validate(r.settings or {})
-        h = Hosted(
-            r.id, r.name, r.symbol, r.enabled, settings, Pair(pair_key(r.id), settings, spec_for)
-        )
+        pair = Pair(pair_key(r.id), settings, spec_for, shared_bars=self._bars)
+        h = Hosted(r.id, r.name, r.symbol, r.enabled, settings, pair)
         for p in repo.load_positions(s, [r.id]):
-            if p.pair_key == h.pair.key and p.state:
-                h.pair.restore(p.symbol, p.state)
-                self._watch(h, p.symbol)
-        self._rebuild_filters(s, h)
-        self.recorders[r.id] = h
+            if p.pair_key == pair.key and p.state:
+                pair.restore(p.symbol, p.state)
+                self._cols(p.symbol).sync(pair, pair.book(p.symbol))
+        for t in s.exec(
+            select(models.Trade)
+            .where(
+                models.Trade.recorder_id == r.id, models.Trade.closed_at >= time.time() - 3 * 86400
+            )
+            .order_by(models.Trade.id)
+        ).all():
+            h.filters.note_pnl(t.closed_at, t.pnl)
+        self.recorders[r.id] = self.by_key[pair.key] = h
+        self.atr_users = self._needs_bars()
         return h
+
+    def _uninstall(self, recorder_id: int, *, keep_state: bool) -> None:
+        h = self.recorders.pop(recorder_id, None)
+        if h is None:
+            return
+        del self.by_key[h.pair.key]
+        self.atr_users = self._needs_bars()
+        for cols in self.columns.values():
+            cols.fold_pair(h.pair.key)
+        if keep_state:  # the next install reloads the positions from the store
+            symbols = h.pair.open_symbols()
+            self.store.run_write(
+                lambda s: [
+                    repo.upsert_position(s, h.pair.key, sym, **position_fields(h.pair, h.id, sym))
+                    for sym in symbols
+                ]
+            )
+        for cols in self.columns.values():
+            cols.drop(h.pair.key)
 
     def _recover_pending(self) -> None:
         """Signals stored but never applied (the host died or was unreachable when they came)
@@ -107,49 +150,35 @@ class RecorderHost:
             assert signal_id is not None and rid is not None
             h = self.recorders[rid]
             if intent is None:
-                self._finish(
-                    signal_id, h, "rejected", "no_intent", "stored without intent", Outcome()
-                )
+                self._finish(signal_id, h, "rejected", "no_intent", "stored without intent")
                 continue
             self.recovered.add(signal_id)
             self._evaluate_and_apply(signal_id, h, {**intent, "delayed": True})
             log.info("recovered pending signal %s of recorder %s", signal_id, rid)
 
-    def _rebuild_filters(self, s: Session, h: Hosted) -> None:
-        now = time.time()
-        for t in s.exec(
-            select(models.Trade)
-            .where(models.Trade.recorder_id == h.id, models.Trade.closed_at >= now - 86400 * 3)
-            .order_by(models.Trade.id)
-        ).all():
-            h.filters.note_pnl(t.closed_at, t.pnl)
-
-    def _watch(self, h: Hosted, symbol: str) -> None:
-        self.by_symbol.setdefault(symbol, set()).add(h.id)
-
     async def load_recorder(self, recorder_id: int) -> bool:
-        """(Re)load a recorder's settings after the API changed it. Open positions are kept."""
+        """(Re)load a recorder after the API changed it. Open positions are kept."""
         with self.store.read() as s:
             r = s.get(models.Recorder, recorder_id)
-            old = self.recorders.pop(recorder_id, None)
+            old = self.recorders.get(recorder_id)
             if r is None or r.deleted:
-                for ids in self.by_symbol.values():
-                    ids.discard(recorder_id)
+                self._uninstall(recorder_id, keep_state=True)
                 return False
             if old is not None and old.settings == RecorderSettings.model_validate(
                 r.settings or {}
             ):
                 old.name, old.symbol, old.enabled = r.name, r.symbol, r.enabled
-                self.recorders[recorder_id] = old
                 return True
+        self._uninstall(recorder_id, keep_state=True)
+        with self.store.read() as s:
+            r = s.get(models.Recorder, recorder_id)
+            assert r is not None
             self._install(s, r)
-            return True
+        return True
 
     async def reset(self, recorder_id: int) -> None:
         """History was wiped: forget the pair's state too."""
-        self.recorders.pop(recorder_id, None)
-        for ids in self.by_symbol.values():
-            ids.discard(recorder_id)
+        self._uninstall(recorder_id, keep_state=False)
         await self.load_recorder(recorder_id)
 
     # -- signals --------------------------------------------------------------------------------
@@ -166,7 +195,7 @@ class RecorderHost:
             await self.load_recorder(recorder_id)
             h = self.recorders.get(recorder_id)
         if h is None:
-            return self._finish(signal_id, None, "rejected", "unknown_recorder", None, Outcome())
+            return self._finish(signal_id, None, "rejected", "unknown_recorder")
         if signal_id in self.recovered:
             return {"status": "applied", "reason": "recovered", "detail": None, "fills": []}
         if intent.get("delayed") is None:
@@ -181,8 +210,9 @@ class RecorderHost:
     def _evaluate_and_apply(
         self, signal_id: int, h: Hosted, intent: dict[str, Any]
     ) -> dict[str, Any]:
+        if self.recorders.get(h.id) is not h:  # reloaded meanwhile (a delayed signal)
+            h = self.recorders.get(h.id, h)
         now = float(intent["received_at"])
-        symbol = intent["symbol"]
         sig_time = intent.get("signal_time")
         verdict = evaluate(
             h.settings.filters,
@@ -190,10 +220,10 @@ class RecorderHost:
             now=now,
             signal_time=datetime.fromisoformat(sig_time) if sig_time else None,
             state=h.filters,
-            root=spec_for(symbol).root,
+            root=spec_for(intent["symbol"]).root,
         )
         if verdict.stop:
-            return self._finish(signal_id, h, "filtered", verdict.reason, None, Outcome())
+            return self._finish(signal_id, h, "filtered", verdict.reason)
         return self._apply(signal_id, h, intent, verdict, now)
 
     def _apply(
@@ -204,6 +234,8 @@ class RecorderHost:
         price = intent.get("price")
         if price is None and symbol in self.last_price:
             price = self.last_price[symbol][1]
+        cols = self._cols(symbol)
+        cols.fold_pair(h.pair.key)  # exact excursions before the fill price is observed
         try:
             out = h.pair.on_signal(
                 symbol,
@@ -216,19 +248,18 @@ class RecorderHost:
             )
         except (ValueError, UnknownSymbol) as exc:
             self.counters["errors"] += 1
-            return self._finish(signal_id, h, "rejected", "invalid_signal", str(exc), Outcome())
-        self._watch(h, symbol)
-        if h.pair.view(symbol) is not None:
-            self.dirty.add((h.id, symbol))  # the fill price moved excursions even if ignored
+            return self._finish(signal_id, h, "rejected", "invalid_signal", str(exc))
+        cols.sync(h.pair, h.pair.book(symbol))
         if out.status == "applied":
             entered = any(fl.kind in ("entry", "add") for fl in out.fills)
             h.filters.note_applied(now, entered)
             return self._finish(signal_id, h, "applied", verdict.reason, None, out, symbol)
         if out.status == "blocked":
-            return self._finish(signal_id, h, "filtered", verdict.reason or "blocked", None, out)
+            reason = verdict.reason or "blocked"
+            return self._finish(signal_id, h, "filtered", reason, None, out, symbol)
         if out.status == "no_price":
             return self._finish(signal_id, h, "rejected", "no_price", "no price yet", out)
-        return self._finish(signal_id, h, "ignored", out.status, None, out)
+        return self._finish(signal_id, h, "ignored", out.status, None, out, symbol)
 
     def _finish(
         self,
@@ -236,10 +267,11 @@ class RecorderHost:
         h: Hosted | None,
         status: str,
         reason: str | None,
-        detail: str | None,
-        out: Outcome,
+        detail: str | None = None,
+        out: Outcome | None = None,
         symbol: str | None = None,
     ) -> dict[str, Any]:
+        out = out or Outcome()
         now = time.time()
 
         def write(s: Session) -> None:
@@ -247,22 +279,32 @@ class RecorderHost:
                 s, signal_id, status, reason=reason, detail=detail, applied_at=now
             )
             if h is not None and symbol is not None:
-                self._persist(s, h, symbol, out, signal_id)
+                persist_outcome(s, h.pair, h.id, symbol, out, signal_id)
 
         self.store.run_write(write)
         if h is not None:
-            for t in out.trades:
-                h.filters.note_pnl(t.close_ts, float(t.pnl))
-        self.counters["trades"] += len(out.trades)
+            self._count_trades(h, out)
         return {
             "status": status,
             "reason": reason,
             "detail": detail,
             "trades": len(out.trades),
-            "fills": [_fill_row(fl) for fl in out.fills],
+            "fills": [fill_row(fl) for fl in out.fills],
         }
 
+    def _count_trades(self, h: Hosted, out: Outcome) -> None:
+        for t in out.trades:
+            h.filters.note_pnl(t.close_ts, float(t.pnl))
+        self.counters["trades"] += len(out.trades)
+
     # -- ticks ----------------------------------------------------------------------------------
+
+    def _needs_bars(self) -> bool:
+        """Shared minute bars are kept only while some recorder uses ATR-step DCA."""
+        return any(
+            h.settings.dca is not None and h.settings.dca.unit == DcaUnit.atr
+            for h in self.recorders.values()
+        )
 
     async def on_ticks(self, batch: dict[str, tuple[list[float], list[float]]]) -> int:
         """A feed batch: per symbol, timestamps and prices in time order."""
@@ -272,81 +314,30 @@ class RecorderHost:
         for symbol, (tss, prices) in batch.items():
             if not tss:
                 continue
-            self.last_price[symbol] = (tss[-1], prices[-1])
-            ids = self.by_symbol.get(symbol)
             n += len(tss)
-            if not ids:
-                continue
-            for rid in list(ids):
-                h = self.recorders.get(rid)
-                if h is None:
-                    continue
-                b = h.pair.book(symbol)
-                if b.pos is None and b.bars is None:
-                    b.last_tick = to_ticks(prices[-1], b.money.tick_size)
-                    continue
-                acc = Outcome()
-                for ts, px in zip(tss, prices, strict=True):
-                    acc.extend(h.pair.on_tick_ticks(b, ts, to_ticks(px, b.money.tick_size)))
-                if acc.fills or acc.trades:
-                    exits.append((h, symbol, acc))
-                elif b.pos is not None:
-                    self.dirty.add((rid, symbol))
+            self.last_price[symbol] = (tss[-1], prices[-1])
+            cols = self._cols(symbol)
+            ticks = to_tick_array(prices, spec_for(symbol).tick_size)
+            if self.atr_users:
+                bars = self._bars(symbol)
+                for ts, p in zip(tss, ticks.tolist(), strict=True):
+                    bars.add(ts, p)
+            for row, out in cols.apply(tss, ticks):
+                exits.append((self.by_key[row.pair.key], symbol, out))
         self.counters["ticks"] += n
+        self.counters["batches"] += 1
         if exits:
 
             def write(s: Session) -> None:
                 for h, symbol, out in exits:
-                    self._persist(s, h, symbol, out, None)
+                    persist_outcome(s, h.pair, h.id, symbol, out, None)
 
             self.store.run_write(write)
             for h, _symbol, out in exits:
-                for t in out.trades:
-                    h.filters.note_pnl(t.close_ts, float(t.pnl))
-                self.counters["trades"] += len(out.trades)
+                self._count_trades(h, out)
         return n
 
     # -- persistence ----------------------------------------------------------------------------
-
-    def _persist(
-        self, s: Session, h: Hosted, symbol: str, out: Outcome, signal_id: int | None
-    ) -> None:
-        key = h.pair.key
-        repo.add_fills(
-            s,
-            [
-                {**_fill_row(fl), "pair_key": key, "recorder_id": h.id, "signal_id": signal_id}
-                for fl in out.fills
-            ],
-        )
-        repo.add_trades(
-            s,
-            [
-                {**t.row(), "pair_key": key, "recorder_id": h.id, "signal_id": signal_id}
-                for t in out.trades
-            ],
-        )
-        self._write_position(s, h, symbol)
-        self.dirty.discard((h.id, symbol))
-
-    def _write_position(self, s: Session, h: Hosted, symbol: str) -> None:
-        view = h.pair.view(symbol)
-        snap = h.pair.snapshot(symbol)
-        fields: dict[str, Any] = {"recorder_id": h.id, "state": snap, "updated_at": time.time()}
-        if view is None:
-            fields.update(side="flat", quantity=0, avg_price=0.0, unrealised=0.0)
-        else:
-            fields.update(
-                side=view["side"],
-                quantity=view["quantity"],
-                avg_price=view["avg_price"],
-                opened_at=view["opened_at"],
-                last_price=view["last_price"],
-                unrealised=view["unrealised"],
-                worst_unrealised=view["worst_unrealised"],
-                best_unrealised=view["best_unrealised"],
-            )
-        repo.upsert_position(s, h.pair.key, symbol, **fields)
 
     def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
@@ -362,28 +353,38 @@ class RecorderHost:
                 self.counters["errors"] += 1
 
     def flush(self) -> int:
-        """Write every position whose excursions changed since the last write."""
-        if not self.dirty:
+        """Write every position whose excursions changed since it was last written."""
+        moved = [(symbol, row) for symbol, c in self.columns.items() for row in c.fold_all()]
+        if not moved:
             return 0
-        dirty, self.dirty = self.dirty, set()
 
         def write(s: Session) -> None:
-            for rid, symbol in dirty:
-                h = self.recorders.get(rid)
+            rows = []
+            for symbol, row in moved:
+                h = self.by_key.get(row.pair.key)
                 if h is not None:
-                    self._write_position(s, h, symbol)
+                    rows.append(
+                        {
+                            "pair_key": row.pair.key,
+                            "symbol": symbol,
+                            **position_fields(h.pair, h.id, symbol),
+                        }
+                    )
+            repo.upsert_positions(s, rows)
 
         self.store.run_write(write)
-        return len(dirty)
+        return len(moved)
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
+        """Open positions with exact live excursions (folded before reading)."""
         out = []
         for h in self.recorders.values():
             if recorder_id is not None and h.id != recorder_id:
                 continue
             for symbol in h.pair.open_symbols():
+                self._cols(symbol).fold_pair(h.pair.key)
                 view = h.pair.view(symbol)
                 if view is not None:
                     out.append({"recorder_id": h.id, "pair_key": h.pair.key, **view})
@@ -396,20 +397,9 @@ class RecorderHost:
         return {
             "index": self.index,
             "recorders": len(self.recorders),
-            "open_positions": sum(len(h.pair.open_symbols()) for h in self.recorders.values()),
-            "symbols": sorted(self.by_symbol),
+            "open_positions": sum(len(c) for c in self.columns.values()),
+            "symbols": sorted(self.columns),
             "last_prices": {k: v[1] for k, v in self.last_price.items()},
             "counters": dict(self.counters),
             "uptime_s": time.time() - self.started,
         }
-
-
-def _fill_row(fl: FillEvent) -> dict[str, Any]:
-    return {
-        "symbol": fl.symbol,
-        "side": fl.side,
-        "quantity": fl.qty,
-        "price": float(fl.price),
-        "ts": fl.ts,
-        "kind": fl.kind,
-    }
