@@ -263,17 +263,32 @@ class SymbolColumns:
             np.maximum(self.seg_max[:n], bmax, out=self.seg_max[:n], where=mask)
         self.last = int(ticks[-1])
         results: list[tuple[Row, Outcome]] = []
-        prices = ticks.tolist()
         for row in walked:
-            out = Outcome()
-            for t, p in zip(ts, prices, strict=True):
-                out.extend(row.pair.on_tick_ticks(row.book, t, p))
-                if row.book.pos is None:
-                    break
-            row.book.last_tick = self.last
-            if row.book.pos is not None:
-                row.book.pos.last_price = self.last
+            out = self._walk(row, ts, ticks)
             self.sync(row.pair, row.book)
             if out.fills or out.trades:
                 results.append((row, out))
         return results
+
+    def _walk(self, row: Row, ts: list[float], ticks: np.ndarray) -> Outcome:
+        """Step only the ticks that touch the position's bounds through the scalar core; the
+        stretches between them are folded as exact extremes (nothing can trigger there)."""
+        out = Outcome()
+        b, start, n = row.book, 0, len(ticks)
+        while start < n and b.pos is not None and b.exits is not None:
+            lo, hi = trigger_bounds(b.pos, b.exits)
+            rest = ticks[start:]
+            crossing = np.flatnonzero((rest <= lo) | (rest >= hi))
+            j = n if len(crossing) == 0 else start + int(crossing[0])
+            if j > start:
+                quiet = ticks[start:j]
+                b.pos.observe(int(quiet.min()), b.money)
+                b.pos.observe(int(quiet.max()), b.money)
+            if j == n:
+                break
+            out.extend(row.pair.on_tick_ticks(b, ts[j], int(ticks[j])))
+            start = j + 1
+        b.last_tick = self.last
+        if b.pos is not None:
+            b.pos.last_price = self.last  # type: ignore[assignment]
+        return out

@@ -27,7 +27,7 @@ from actors.recorder.columns import SymbolColumns, to_tick_array
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_target, evaluate
 from actors.recorder.pair import MinuteBars, Outcome, Pair
-from actors.recorder.records import fill_row, persist_outcome, position_fields
+from actors.recorder.records import fill_row, persist_outcome, persist_outcomes, position_fields
 from actors.store import Store, models, repo
 
 log = logging.getLogger("justtrades.host")
@@ -327,12 +327,8 @@ class RecorderHost:
         self.counters["ticks"] += n
         self.counters["batches"] += 1
         if exits:
-
-            def write(s: Session) -> None:
-                for h, symbol, out in exits:
-                    persist_outcome(s, h.pair, h.id, symbol, out, None)
-
-            self.store.run_write(write)
+            items = [(h.pair, h.id, symbol, out) for h, symbol, out in exits]
+            self.store.run_write(lambda s: persist_outcomes(s, items))
             for h, _symbol, out in exits:
                 self._count_trades(h, out)
         return n

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from actors.recorder.pair import FillEvent, Outcome, Pair
-from actors.store import repo
+from actors.store import models, repo
 
 
 def fill_row(fl: FillEvent) -> dict[str, Any]:
@@ -54,3 +55,25 @@ def persist_outcome(
     repo.add_fills(s, [{**fill_row(fl), **ids} for fl in out.fills])
     repo.add_trades(s, [{**t.row(), **ids} for t in out.trades])
     repo.upsert_position(s, pair.key, symbol, **position_fields(pair, recorder_id, symbol))
+
+
+def persist_outcomes(
+    s: Session, items: list[tuple[Pair, int, str, Outcome]], signal_id: int | None = None
+) -> None:
+    """Many events at once (a tick batch's exits): one bulk insert per table and one bulk
+    position upsert, instead of an ORM round trip per row."""
+    fills, trades, positions = [], [], {}
+    for pair, rid, symbol, out in items:
+        ids = {"pair_key": pair.key, "recorder_id": rid, "signal_id": signal_id}
+        fills += [{**fill_row(fl), **ids, "trader_id": None, "order_id": None} for fl in out.fills]
+        trades += [{**t.row(), **ids, "trader_id": None} for t in out.trades]
+        positions[(pair.key, symbol)] = {
+            "pair_key": pair.key,
+            "symbol": symbol,
+            **position_fields(pair, rid, symbol),
+        }
+    if fills:
+        s.execute(sa.insert(models.Fill), fills)
+    if trades:
+        s.execute(sa.insert(models.Trade), trades)
+    repo.upsert_positions(s, list(positions.values()))
