@@ -27,7 +27,7 @@ from actors.recorder.columns import SymbolColumns, to_tick_array
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_target, evaluate
 from actors.recorder.pair import MinuteBars, Outcome, Pair
-from actors.recorder.records import fill_row, persist_outcome, persist_outcomes, position_fields
+from actors.recorder.records import fill_row, persist_outcomes, position_fields
 from actors.store import Store, models, repo
 
 log = logging.getLogger("justtrades.host")
@@ -275,11 +275,9 @@ class RecorderHost:
         now = time.time()
 
         def write(s: Session) -> None:
-            repo.set_signal_status(
-                s, signal_id, status, reason=reason, detail=detail, applied_at=now
-            )
+            repo.mark_signal(s, signal_id, status, reason=reason, detail=detail, applied_at=now)
             if h is not None and symbol is not None:
-                persist_outcome(s, h.pair, h.id, symbol, out, signal_id)
+                persist_outcomes(s, [(h.pair, h.id, symbol, out)], signal_id)
 
         self.store.run_write(write)
         if h is not None:

@@ -37,6 +37,7 @@ from actors.store.repo.signals import (
     get_signal,
     insert_signal,
     list_signals,
+    mark_signal,
     pending_signals,
     set_signal_status,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "list_signals",
     "list_trades",
     "load_positions",
+    "mark_signal",
     "new_token",
     "open_positions",
     "pending_signals",

@@ -13,6 +13,9 @@ from actors.store.engine import Store
 from actors.store.models import SIGNAL_STATUSES, Signal
 from actors.store.repo._base import _dialect, _run
 
+SIGNALS = Signal.__table__  # type: ignore[attr-defined]
+_INSERT_SIGNAL = sa.insert(SIGNALS)  # built once: statement construction is hot-path CPU
+
 DEDUPE_IGNORED_STATUSES: Final[tuple[str, ...]] = ("rejected", "duplicate")
 """Signals with these statuses never make a later one a duplicate: a rejected delivery must be
 retryable, and a duplicate points at an original that already counts."""
@@ -87,26 +90,28 @@ def insert_signal(
                 .order_by(col(Signal.id))
                 .limit(1)
             ).first()
-        row = Signal(
-            recorder_id=recorder_id,
-            received_at=now,
-            raw_body=raw_body,
-            content_type=content_type,
-            remote_addr=remote_addr,
-            dedupe_key=dedupe_key,
-            status=status if duplicate_of is None else "duplicate",
-            reason=reason if duplicate_of is None else f"duplicate_of:{duplicate_of}",
-            detail=detail,
-            parsed=parsed,
-            action=action,
-            ticker=ticker,
-            symbol=symbol,
-            price=price,
-            quantity=quantity,
-        )
-        s.add(row)
-        s.flush()
-        return row, duplicate_of is not None
+        values = {
+            "recorder_id": recorder_id,
+            "received_at": now,
+            "raw_body": raw_body,
+            "content_type": content_type,
+            "remote_addr": remote_addr,
+            "dedupe_key": dedupe_key,
+            "status": status if duplicate_of is None else "duplicate",
+            "reason": reason if duplicate_of is None else f"duplicate_of:{duplicate_of}",
+            "detail": detail,
+            "parsed": parsed,
+            "action": action,
+            "ticker": ticker,
+            "symbol": symbol,
+            "price": price,
+            "quantity": quantity,
+        }
+        # A Core insert: the webhook hot path needs the id, not a unit-of-work flush (the ORM
+        # round trip was most of the ingest CPU in bench/ingest).
+        result = s.execute(_INSERT_SIGNAL, values)
+        (new_id,) = result.inserted_primary_key  # type: ignore[misc]
+        return Signal(id=new_id, applied_at=None, **values), duplicate_of is not None
 
     return _run(target, fn)
 
@@ -143,6 +148,36 @@ def set_signal_status(
         return row
 
     return _run(target, fn)
+
+
+def mark_signal(
+    session: Session,
+    signal_id: int,
+    status: str,
+    reason: str | None = None,
+    detail: str | None = None,
+    applied_at: float | None = None,
+) -> bool:
+    """:func:`set_signal_status` as one Core UPDATE inside the caller's transaction (the
+    recorder hosts' hot path); False when the signal does not exist."""
+    _check_signal_status(status)
+    values = {"status": status, "reason": reason, "detail": detail, "applied_at": applied_at}
+    result = session.execute(_MARK_SIGNAL, {"sid": signal_id, **values})
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+#: status always; reason/detail/applied_at only when given (NULL keeps the stored value).
+_MARK_SIGNAL = (
+    sa.update(SIGNALS)
+    .where(SIGNALS.c.id == sa.bindparam("sid"))
+    .values(
+        status=sa.bindparam("status"),
+        **{
+            name: sa.func.coalesce(sa.bindparam(name, type_=SIGNALS.c[name].type), SIGNALS.c[name])
+            for name in ("reason", "detail", "applied_at")
+        },
+    )
+)
 
 
 def pending_signals(session: Session, recorder_id: int) -> list[Signal]:
