@@ -1,4 +1,5 @@
-"""``justtrades`` command line: ``serve`` (the whole system), ``migrate``, ``sample-alert``."""
+"""``justtrades`` command line: ``serve`` (the whole system), ``migrate``, ``sample-alert``,
+``sim-tradovate`` (the protocol-faithful Tradovate simulator)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,11 @@ def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim-tradovate"]:  # its own options: python -m actors.broker.tradovate.sim
+        from actors.broker.tradovate.sim.__main__ import main as sim_main
+
+        return sim_main(argv[1:])
     parser = argparse.ArgumentParser(prog="justtrades")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_serve = sub.add_parser("serve", help="start the whole system")
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--port", type=int)
     sub.add_parser("migrate", help="upgrade the database schema")
     sub.add_parser("sample-alert", help="print the demo webhook curl")
+    sub.add_parser("sim-tradovate", help="run the Tradovate API simulator (see --help after it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
