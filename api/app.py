@@ -38,7 +38,10 @@ def open_store(settings: Settings) -> tuple[Store, int]:
 
 async def boot(settings: Settings) -> Context:
     store, user_id = await run_in_threadpool(open_store, settings)
-    await run_in_threadpool(connect, settings.ray_address, settings.namespace, settings.num_cpus)
+    # Not in a worker thread: a locally started Ray ties gcs_server and raylet to the thread
+    # that started them (PR_SET_PDEATHSIG), and the thread pool retires idle threads, which
+    # silently killed both 10 s into a quiet period (found by bench/memory).
+    connect(settings.ray_address, settings.namespace, settings.num_cpus)
     ns = settings.namespace
     sup = (
         ray.remote(Supervisor)

@@ -10,6 +10,9 @@ from fastapi import Request
 
 from actors.settings import Settings
 from actors.store import Store
+from api.dispatch import HostDispatcher
+
+TOKEN_TTL_S = 2.0
 
 
 @dataclass(slots=True)
@@ -22,10 +25,27 @@ class Context:
     feed: Any = None
     broker: Any = None
     _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    dispatchers: list[HostDispatcher] = field(default_factory=list)
+    #: webhook token -> (expires, recorder). Known tokens only (random ones never fill it);
+    #: cleared on every recorder change made through this process, else stale for TOKEN_TTL_S.
+    tokens: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.dispatchers = [HostDispatcher(h) for h in self.hosts]
 
     def host_for(self, recorder_id: int) -> Any:
         """All pairs of one recorder live on one host, so a signal is one actor call."""
         return self.hosts[recorder_id % len(self.hosts)]
+
+    def dispatcher_for(self, recorder_id: int) -> HostDispatcher:
+        return self.dispatchers[recorder_id % len(self.dispatchers)]
+
+    def cached_recorder(self, token: str) -> Any | None:
+        hit = self.tokens.get(token)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def remember_recorder(self, token: str, recorder: Any) -> None:
+        self.tokens[token] = (time.monotonic() + TOKEN_TTL_S, recorder)
 
     def cached(self, key: str, max_age_s: float) -> Any | None:
         hit = self._cache.get(key)

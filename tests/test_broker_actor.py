@@ -24,6 +24,8 @@ MES = "MESZ5"  # tick 0.25
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_runtime() -> Iterator[None]:
+    if ray.is_initialized():  # another module's Ray runs in another namespace: start our own
+        ray.shutdown()
     ray.init(num_cpus=2, namespace=NS, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

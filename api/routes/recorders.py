@@ -39,6 +39,7 @@ def _owned(ctx: Context, recorder_id: int) -> Recorder:
 
 
 async def _reload(ctx: Context, recorder_id: int) -> None:
+    ctx.tokens.clear()  # a renamed, disabled or deleted recorder must not be served from cache
     await ctx.host_for(recorder_id).load_recorder.remote(recorder_id)
 
 

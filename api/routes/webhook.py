@@ -92,7 +92,11 @@ async def webhook(token: str, request: Request, ctx: Context = Depends(get_ctx))
         answer = {"status": "rejected", "reason": reason, "detail": detail, "signal_id": row.id}
         return _answer(code, answer, started)
 
-    rec = await run_in_threadpool(_lookup, ctx, token)
+    rec = ctx.cached_recorder(token)
+    if rec is None:
+        rec = await run_in_threadpool(_lookup, ctx, token)
+        if rec is not None:
+            ctx.remember_recorder(token, rec)
     if rec is None:
         return await reject("unknown_token", "no recorder has this webhook token", None)
     if settings.tradingview_allowlist and not allowed_sender(remote):
@@ -134,7 +138,7 @@ async def webhook(token: str, request: Request, ctx: Context = Depends(get_ctx))
         answer = {"status": "duplicate", "reason": row.reason, "signal_id": row.id}
         return _answer(200, answer, started)
     try:
-        result = await ctx.host_for(rec.id).on_signal.remote(row.id, rec.id, payload)
+        result = await ctx.dispatcher_for(rec.id).submit(row.id, rec.id, payload)
     except RayActorError as exc:
         log.warning("host for recorder %s unavailable; signal %s queued: %r", rec.id, row.id, exc)
         answer = {"status": "received", "reason": "host_unavailable", "signal_id": row.id}

@@ -1,0 +1,70 @@
+"""HostDispatcher: concurrent webhook signals share one actor call; each caller gets its own
+result, in order; a failed call fails every waiter in it (they answer 202, the signal is kept)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from api.dispatch import HostDispatcher
+
+
+class FakeRemote:
+    def __init__(self, owner: FakeHost) -> None:
+        self.owner = owner
+
+    def remote(self, items: list[tuple[int, int, dict[str, Any]]]) -> Any:
+        return self.owner.call(items)
+
+
+class FakeHost:
+    def __init__(self, fail: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.fail = fail
+        self.on_signals = FakeRemote(self)
+
+    async def call(self, items: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        self.batches.append([sid for sid, _, _ in items])
+        await asyncio.sleep(0.01)  # the actor call is in flight: later submits queue up
+        if self.fail:
+            raise RuntimeError("host unavailable")
+        return [{"status": "applied", "signal_id": sid} for sid, _, _ in items]
+
+
+async def test_concurrent_signals_are_coalesced_and_answered_individually() -> None:
+    host = FakeHost()
+    d = HostDispatcher(host)
+    results = await asyncio.gather(*(d.submit(i, 7, {"kind": "buy"}) for i in range(50)))
+    assert [r["signal_id"] for r in results] == list(range(50))
+    assert [sid for b in host.batches for sid in b] == list(range(50))  # order kept
+    assert len(host.batches) == 1  # all 50 arrived before the first call went out
+    later = await asyncio.gather(d.submit(100, 7, {}), d.submit(101, 7, {}))
+    assert [r["signal_id"] for r in later] == [100, 101] and host.batches[-1] == [100, 101]
+    assert not d.busy
+
+
+async def test_signals_arriving_during_a_call_go_in_the_next_one() -> None:
+    host = FakeHost()
+    d = HostDispatcher(host)
+    first = asyncio.ensure_future(d.submit(1, 1, {}))
+    await asyncio.sleep(0.001)  # the first call is now in flight
+    rest = await asyncio.gather(*(d.submit(i, 1, {}) for i in range(2, 6)))
+    assert (await first)["signal_id"] == 1 and len(rest) == 4
+    assert host.batches == [[1], [2, 3, 4, 5]]
+
+
+async def test_batches_are_capped() -> None:
+    host = FakeHost()
+    d = HostDispatcher(host, max_batch=10)
+    await asyncio.gather(*(d.submit(i, 1, {}) for i in range(35)))
+    assert [len(b) for b in host.batches] == [10, 10, 10, 5]
+
+
+async def test_a_failed_call_fails_every_waiter_in_it() -> None:
+    d = HostDispatcher(FakeHost(fail=True))
+    outcomes = await asyncio.gather(*(d.submit(i, 1, {}) for i in range(5)), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    with pytest.raises(RuntimeError):
+        await d.submit(99, 1, {})
