@@ -11,6 +11,7 @@ from fastapi import Request
 from actors.settings import Settings
 from actors.store import Store
 from api.dispatch import HostDispatcher
+from api.signal_writer import SignalWriter
 
 TOKEN_TTL_S = 2.0
 
@@ -30,8 +31,11 @@ class Context:
     #: cleared on every recorder change made through this process, else stale for TOKEN_TTL_S.
     tokens: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
+    signals: SignalWriter = field(init=False)
+
     def __post_init__(self) -> None:
         self.dispatchers = [HostDispatcher(h) for h in self.hosts]
+        self.signals = SignalWriter(self.store)
 
     def host_for(self, recorder_id: int) -> Any:
         """All pairs of one recorder live on one host, so a signal is one actor call."""

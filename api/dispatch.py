@@ -22,6 +22,7 @@ class HostDispatcher:
         default_factory=list
     )
     busy: bool = False
+    task: asyncio.Task[None] | None = None  # referenced so it is not garbage-collected
 
     async def submit(
         self, signal_id: int, recorder_id: int, intent: dict[str, Any]
@@ -30,7 +31,7 @@ class HostDispatcher:
         self.queue.append((signal_id, recorder_id, intent, fut))
         if not self.busy:
             self.busy = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self.task = asyncio.get_running_loop().create_task(self._drain())
         return await fut
 
     async def _drain(self) -> None:

@@ -22,7 +22,7 @@ from ray.exceptions import RayActorError
 
 from actors.instruments import UnknownSymbol
 from actors.recorder.signals import SignalError, intent_of, parse_body
-from actors.store import Recorder, get_recorder_by_token, insert_signal
+from actors.store import Recorder, get_recorder_by_token
 from api.context import Context, get_ctx
 from api.ingest import allowed_sender, dedupe_key, intent_payload, parsed_json, resolve_symbol
 from api.metrics import WEBHOOK_LATENCY, WEBHOOKS
@@ -74,9 +74,7 @@ async def webhook(token: str, request: Request, ctx: Context = Depends(get_ctx))
     body, too_large = await _read_limited(request, settings.max_body_bytes)
 
     async def reject(reason: str, detail: str, rec_id: int | None, code: int = 400) -> JSONResponse:
-        row, _ = await run_in_threadpool(
-            insert_signal,
-            ctx.store,
+        row, _ = await ctx.signals.insert(
             recorder_id=rec_id,
             raw_body=body,
             content_type=ctype,
@@ -117,9 +115,7 @@ async def webhook(token: str, request: Request, ctx: Context = Depends(get_ctx))
         return await reject("unknown_symbol", f"{exc.symbol!r}: {exc.reason}", rec.id)
 
     payload = intent_payload(sig, intent, symbol, now)
-    row, duplicate = await run_in_threadpool(
-        insert_signal,
-        ctx.store,
+    row, duplicate = await ctx.signals.insert(
         recorder_id=rec.id,
         raw_body=body,
         content_type=ctype,
