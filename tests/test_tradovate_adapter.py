@@ -388,3 +388,27 @@ async def test_broker_actor_drives_the_adapter_and_kill_switch_flattens(env: Sim
         assert [p["netPos"] for p in (await env.state())["positions"]] == [0]
     finally:
         await adapter.close()
+
+
+async def test_broker_actor_builds_the_tradovate_adapter_from_config(env: Sim) -> None:
+    """kind="tradovate" builds the adapter itself and wires its limiter: the same path a
+    deployment uses (no hand-made adapter)."""
+    creds = Credentials("simuser", "simpass", "JustTrades", "1.0", 0, "sec", DEVICE)
+    config = TradovateConfig(credentials=creds, endpoints=Endpoints.local(env.base), stale_s=5.0)
+    actor = BrokerActor(name="tv-config", kind="tradovate", tradovate=config, accounts=[ACCOUNT])
+    adapter = actor.broker
+    assert isinstance(adapter, TradovateBroker) and adapter.limiter is actor.limiter
+    try:
+        await env.prices(200.0)
+        state = await actor.place(OrderRequest("cfg-1", ACCOUNT, SYMBOL, "sell", 1, pair_key="p"))
+        assert state.status in ("working", "filled")
+        await until(lambda: bool(actor._positions), what="actor position")
+        assert (await actor.positions(ACCOUNT))[0].net_pos == -1
+        orders = await env.requests("order/placeorder")
+        assert [(o["params"]["isAutomated"], o["params"]["clOrdId"]) for o in orders] == [
+            (True, "cfg-1")
+        ]
+    finally:
+        await adapter.close()
+    with pytest.raises(ValueError, match="TradovateConfig"):
+        BrokerActor(name="bad", kind="tradovate")

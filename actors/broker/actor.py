@@ -38,6 +38,7 @@ close or protect something the flatten raced with).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -113,8 +114,9 @@ class _Job:
 class BrokerActor:
     """Actor body (see module docstring). Use :func:`broker_actor_class` to make it remote.
 
-    ``kind``: only ``"paper"`` is built in; the Tradovate adapter plugs in at
-    :meth:`_make_broker`. ``broker``: an adapter instance to use instead (tests, local use).
+    ``kind``: ``"paper"`` or ``"tradovate"`` (with ``tradovate``, a
+    :class:`~actors.broker.tradovate.adapter.TradovateConfig`). ``broker``: an adapter instance
+    to use instead (tests, local use).
     ``namespace``: where :meth:`subscribe` looks listener actors up (default: the current one).
     ``limits``: pool -> (limit, window_s); every order and cancel draws 1 from each pool.
     """
@@ -130,16 +132,20 @@ class BrokerActor:
         limits: Mapping[str, tuple[int, float]] | None = None,
         safety_margin: float = 0.2,
         broker: Broker | None = None,
+        tradovate: Any = None,
     ) -> None:
         self.name = name
         self.started = time.time()
         self.namespace = namespace
         self.broker: Broker = broker or self._make_broker(
-            kind, accounts, slippage_ticks, latency_ms
+            kind, accounts, slippage_ticks, latency_ms, tradovate
         )
         self.kind = self.broker.kind
         self.limiter = RateLimiter(dict(limits or DEFAULT_LIMITS), safety_margin)
         self._pools = {pool: 1 for pool in self.limiter.pools}
+        if callable(getattr(self.broker, "set_limiter", None)):
+            # a live adapter reports penalty tickets and 429 back-offs: the queue pauses for them
+            self.broker.set_limiter(self.limiter)  # type: ignore[attr-defined]
         self.broker.set_listener(self._on_broker_event)
 
         self._requests: dict[str, OrderRequest] = {}
@@ -164,10 +170,22 @@ class BrokerActor:
 
     @staticmethod
     def _make_broker(
-        kind: str, accounts: list[str] | None, slippage_ticks: int, latency_ms: float
+        kind: str,
+        accounts: list[str] | None,
+        slippage_ticks: int,
+        latency_ms: float,
+        tradovate: Any = None,
     ) -> Broker:
         if kind == "paper":
             return PaperBroker(accounts, slippage_ticks, latency_ms)
+        if kind == "tradovate":
+            from actors.broker.tradovate.adapter import TradovateBroker, TradovateConfig
+
+            if not isinstance(tradovate, TradovateConfig):
+                raise ValueError("broker kind 'tradovate' needs a TradovateConfig")
+            if accounts is not None:
+                tradovate = dataclasses.replace(tradovate, accounts=list(accounts))
+            return TradovateBroker.from_config(tradovate)
         # An unknown kind is a configuration error: failing in __init__ makes the actor dead for
         # good (no restart loop), which the supervisor reports.
         raise ValueError(f"unsupported broker kind {kind!r}")
