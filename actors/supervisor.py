@@ -20,7 +20,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.feed.actor import FeedActor
-from actors.recorder.host import RecorderHost
+from actors.recorder.actor import RecorderActor
 from actors.runtime import BROKER, FEED, actor_options, host_name
 
 log = logging.getLogger("justtrades.supervisor")
@@ -94,7 +94,7 @@ class Supervisor:
             )
         index = self._host_names().index(name)
         return (
-            ray.remote(RecorderHost)
+            ray.remote(RecorderActor)
             .options(**actor_options(name, self.ns))
             .remote(index, len(self._host_names()), c["database_url"], c["excursion_flush_s"])
         )
