@@ -14,6 +14,7 @@ last price) are flushed at most ``flush_s`` later and always on close.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -66,6 +67,7 @@ class RecorderHost:
         self.by_key: dict[str, Hosted] = {}
         self.columns: dict[str, SymbolColumns] = {}
         self.bars: dict[str, MinuteBars] = {}
+        self.settings_cache: dict[str, RecorderSettings] = {}
         self.last_price: dict[str, tuple[float, float]] = {}
         self.started = time.time()
         self.counters = {"signals": 0, "ticks": 0, "batches": 0, "trades": 0, "errors": 0}
@@ -87,6 +89,15 @@ class RecorderHost:
             c = self.columns[symbol] = SymbolColumns(symbol)
         return c
 
+    def _settings(self, raw: dict[str, Any]) -> RecorderSettings:
+        """One validated object per distinct configuration: recorders often share settings,
+        the models are frozen, and they were the largest per-pair memory item (~4 KiB)."""
+        key = json.dumps(raw, sort_keys=True)
+        cached = self.settings_cache.get(key)
+        if cached is None:
+            cached = self.settings_cache[key] = RecorderSettings.model_validate(raw)
+        return cached
+
     def _bars(self, symbol: str) -> MinuteBars:
         b = self.bars.get(symbol)
         if b is None:
@@ -102,7 +113,7 @@ class RecorderHost:
 
     def _install(self, s: Session, r: models.Recorder) -> Hosted:
         assert r.id is not None
-        settings = RecorderSettings.model_validate(r.settings or {})
+        settings = self._settings(r.settings or {})
         pair = Pair(pair_key(r.id), settings, spec_for, shared_bars=self._bars)
         h = Hosted(r.id, r.name, r.symbol, r.enabled, settings, pair)
         for p in repo.load_positions(s, [r.id]):
@@ -167,9 +178,7 @@ class RecorderHost:
             if r is None or r.deleted:
                 self._uninstall(recorder_id, keep_state=True)
                 return False
-            if old is not None and old.settings == RecorderSettings.model_validate(
-                r.settings or {}
-            ):
+            if old is not None and old.settings == self._settings(r.settings or {}):
                 old.name, old.symbol, old.enabled = r.name, r.symbol, r.enabled
                 return True
         self._uninstall(recorder_id, keep_state=True)
