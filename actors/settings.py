@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     paper_latency_ms: float = 0.0
     excursion_flush_s: float = Field(default=1.0, description="max lag of stored excursions")
     health_interval_s: float = 1.0
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting broker credentials, comma separated (first "
+        "encrypts, all decrypt); unset with SQLite: generated once into secret.key next to the "
+        "database; required with PostgreSQL",
+    )
+    tradovate_demo_url: str = Field(
+        default="https://demo.tradovateapi.com/v1", description="Tradovate demo REST base"
+    )
+    tradovate_live_url: str = Field(
+        default="https://live.tradovateapi.com/v1", description="Tradovate live REST base"
+    )
 
     def resolved_database_url(self) -> str:
         """SQLite paths made absolute: actor processes do not share the driver's working dir."""

@@ -1,0 +1,153 @@
+"""Traders: links recorder → (account, sub-account) with a quantity multiplier, a contract cap,
+close-only, and per-trader take-profit/stop-loss overrides (SPEC §5).
+
+A user links only their own recorders and accounts; anything else is a 404, exactly like an id
+that does not exist. One recorder is linked at most once per sub-account (two traders mirroring
+one recorder into one broker position would fight over it).
+
+These routes only store the links: no actor is told about a change yet (live pairs, which will
+read these rows, do not exist at the time of writing).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
+
+from actors.store import Trader, repo
+from api.context import Context, get_ctx
+from api.schemas_accounts import TraderIn, TraderOut, TraderPatch
+
+router = APIRouter(prefix="/api/traders", tags=["traders"])
+
+
+def _not_found(what: str = "not_found") -> HTTPException:
+    return HTTPException(404, detail={"reason": what})
+
+
+def _owned_trader(ctx: Context, trader_id: int) -> Trader:
+    with ctx.store.read() as s:
+        trader = repo.get_trader(s, trader_id)
+        if trader is None or trader.owner_id != ctx.user_id:
+            raise _not_found()
+        s.expunge(trader)
+        return trader
+
+
+def _resolve_sub_account(
+    s: Session, ctx: Context, account_id: int, sub_account_id: int | None
+) -> int:
+    """Check the account is the caller's and the sub-account belongs to it; with no
+    sub-account given, the account's only one."""
+    acc = repo.get_account(s, account_id)
+    if acc is None or acc.owner_id != ctx.user_id:
+        raise _not_found("account_not_found")
+    if sub_account_id is None:
+        subs = repo.list_sub_accounts(s, account_id)
+        if len(subs) != 1:
+            raise HTTPException(
+                422,
+                detail={
+                    "reason": "sub_account_required",
+                    "detail": f"the account has {len(subs)} sub-accounts; name one"
+                    + (" (sync the account first)" if not subs else ""),
+                },
+            )
+        assert subs[0].id is not None
+        return subs[0].id
+    sub = repo.get_sub_account(s, sub_account_id)
+    if sub is None or sub.account_id != account_id:
+        raise _not_found("sub_account_not_found")
+    return sub_account_id
+
+
+def _check_new(ctx: Context, body: TraderIn) -> int:
+    with ctx.store.read() as s:
+        rec = repo.get_recorder(s, body.recorder_id)
+        if rec is None or rec.owner_id != ctx.user_id:
+            raise _not_found("recorder_not_found")
+        sub_id = _resolve_sub_account(s, ctx, body.account_id, body.sub_account_id)
+        dup = repo.list_traders(s, recorder_id=body.recorder_id, sub_account_id=sub_id)
+        if dup:
+            raise HTTPException(409, detail={"reason": "trader_exists", "trader_id": dup[0].id})
+        return sub_id
+
+
+@router.get("", response_model=list[TraderOut])
+async def list_traders(
+    recorder_id: int | None = Query(None),
+    account_id: int | None = Query(None),
+    ctx: Context = Depends(get_ctx),
+) -> list[TraderOut]:
+    def read() -> list[Trader]:
+        with ctx.store.read() as s:
+            return repo.list_traders(s, ctx.user_id, recorder_id=recorder_id, account_id=account_id)
+
+    return [TraderOut.of(t) for t in await run_in_threadpool(read)]
+
+
+@router.post("", response_model=TraderOut, status_code=201)
+async def create_trader(body: TraderIn, ctx: Context = Depends(get_ctx)) -> TraderOut:
+    sub_id = await run_in_threadpool(_check_new, ctx, body)
+    trader = await run_in_threadpool(
+        lambda: repo.create_trader(
+            ctx.store,
+            ctx.user_id,
+            body.recorder_id,
+            body.account_id,
+            sub_id,
+            enabled=body.enabled,
+            multiplier=body.multiplier,
+            max_contracts=body.max_contracts,
+            close_only=body.close_only,
+            overrides=body.overrides.model_dump(mode="json", exclude_none=True),
+        )
+    )
+    return TraderOut.of(trader)
+
+
+@router.get("/{trader_id}", response_model=TraderOut)
+async def get_trader(trader_id: int, ctx: Context = Depends(get_ctx)) -> TraderOut:
+    return TraderOut.of(await run_in_threadpool(_owned_trader, ctx, trader_id))
+
+
+@router.patch("/{trader_id}", response_model=TraderOut)
+async def update_trader(
+    trader_id: int, body: TraderPatch, ctx: Context = Depends(get_ctx)
+) -> TraderOut:
+    """Change the fields sent; ``max_contracts: null`` removes the cap, ``overrides``
+    replaces all overrides (send ``{}`` to clear them)."""
+    trader = await run_in_threadpool(_owned_trader, ctx, trader_id)
+    sent = body.model_fields_set
+    kwargs: dict[str, object] = {}
+    if "sub_account_id" in sent and body.sub_account_id != trader.sub_account_id:
+
+        def check_sub() -> int:
+            with ctx.store.read() as s:
+                return _resolve_sub_account(s, ctx, trader.account_id, body.sub_account_id)
+
+        kwargs["sub_account_id"] = await run_in_threadpool(check_sub)
+    if "max_contracts" in sent:
+        kwargs["max_contracts"] = body.max_contracts
+    if body.overrides is not None:
+        kwargs["overrides"] = body.overrides.model_dump(mode="json", exclude_none=True)
+    updated = await run_in_threadpool(
+        lambda: repo.update_trader(
+            ctx.store,
+            trader_id,
+            enabled=body.enabled,
+            multiplier=body.multiplier,
+            close_only=body.close_only,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    )
+    if updated is None:
+        raise _not_found()
+    return TraderOut.of(updated)
+
+
+@router.delete("/{trader_id}", status_code=204)
+async def delete_trader(trader_id: int, ctx: Context = Depends(get_ctx)) -> None:
+    await run_in_threadpool(_owned_trader, ctx, trader_id)
+    await run_in_threadpool(repo.delete_trader, ctx.store, trader_id)
