@@ -42,7 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ import sqlalchemy as sa
 from bench.common import Report, percentile
 from bench.ingest_load import CONNS_PER_CLIENT, LoadResult, LoadSpec, Sample, run_load
 from bench.ingest_mix import BAD_SHARE, KIND_WEIGHTS, RESEND_SHARE, SYMBOLS
+from bench.procs import free_port, session_argv, signal_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATE = 1000.0
@@ -62,14 +63,6 @@ FINAL_2XX = frozenset({"applied", "filtered", "ignored", "duplicate"})
 
 
 # -- servers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -162,22 +155,7 @@ def start_server(
 
 def session_processes(sid: int) -> dict[int, str]:
     """Every live process in session ``sid`` (the server and all it started), labelled."""
-    out: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) != sid:
-                continue
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        except (OSError, IndexError, ValueError):
-            continue
-        out[pid] = _label(pid, sid, argv)
-    return out
+    return {pid: _label(pid, sid, argv) for pid, argv in session_argv(sid).items()}
 
 
 def _label(pid: int, sid: int, argv: list[str]) -> str:
@@ -212,9 +190,7 @@ def stop_server(server: Server, timeout_s: float = 30.0) -> None:
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    for pid in left:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    signal_pids(left, signal.SIGKILL)
 
 
 @contextmanager

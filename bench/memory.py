@@ -31,8 +31,6 @@ import gc
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Report, machine, python, rss_bytes
+from bench.procs import (
+    RUN_ENV,
+    cmdline,
+    descendants,
+    free_port,
+    kill_tree,
+    pids_with_env,  # noqa: F401  (re-exported: lived here before bench.procs)
+    pss_bytes,
+    reap_env,
+    shutdown_ray_fully,
+)
 
 MIB = 1024 * 1024
 TARGET_PAIRS = 10_000
@@ -54,178 +63,9 @@ SYMBOLS = ["MNQ1!", "MES1!", "NQ1!", "ES1!", "M2K1!", "MYM1!", "CL1!", "GC1!"]
 SIGNAL_BATCH = 100  # on_signal calls in flight at once (across hosts); a webhook-like depth:
 # 1,000 in flight leaves ~40 MiB more in the driver (Ray's client-side high-water mark)
 CHILD_TIMEOUT_S = 900
-RUN_ENV = "JT_BENCH_RUN"  # marks every process a bench launched (inherited by Ray's processes)
 
 
 # -- processes -------------------------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        data = f.read()
-    return data[data.rindex(")") + 2 :].split()  # state, ppid, ...
-
-
-def ppid_map() -> dict[int, int]:
-    """Every live (non-zombie) process and its parent."""
-    out: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = _stat_fields(int(entry))
-        except (OSError, ValueError):
-            continue
-        if fields[0] != "Z":
-            out[int(entry)] = int(fields[1])
-    return out
-
-
-def descendants(root: int) -> list[int]:
-    """Every live descendant of ``root`` (not ``root`` itself), parents first."""
-    children: dict[int, list[int]] = {}
-    for pid, ppid in ppid_map().items():
-        children.setdefault(ppid, []).append(pid)
-    out: list[int] = []
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop(0)
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def pss_bytes(pid: int) -> int:
-    """Proportional set size: shared pages divided among the processes that map them."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def pids_with_env(*matches: tuple[str, str]) -> list[int]:
-    """Live processes (other than this one) whose environment has any ``key=value`` of
-    ``matches``. Our launches carry a tag (``JT_BENCH_RUN``) that Ray's workers inherit; Ray's
-    agents get an environment of the raylet's making, with ``RAY_RAYLET_PID`` of their raylet."""
-    needles = {f"{k}={v}".encode() for k, v in matches}
-    out = []
-    for pid in ppid_map():
-        if pid == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if needles.intersection(env):
-            out.append(pid)
-    return out
-
-
-def raylet_matches(procs: dict[int, str]) -> list[tuple[str, str]]:
-    """``RAY_RAYLET_PID`` matches for the raylets among ``procs`` (pid -> command line): what
-    finds their agents."""
-    return [("RAY_RAYLET_PID", str(pid)) for pid, cmd in procs.items() if "raylet/raylet" in cmd]
-
-
-def kill_tree(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> dict[int, str]:
-    """Kill ``proc`` (started with ``start_new_session=True``) and everything it started.
-
-    The process group alone is not enough: Ray's raylet starts its workers as session leaders
-    (own session, own group), so after ``killpg`` of the launched group the actor processes
-    would survive. So every group found among ``proc``'s descendants (snapshotted before
-    anything dies) gets SIGTERM, then SIGKILL after ``grace_s``. Returns the processes seen
-    (pid -> command line, as they were before the kill)."""
-    seen = {pid: cmdline(pid) for pid in [proc.pid, *descendants(proc.pid)]}
-    groups: set[int] = set()
-    for pid in seen:
-        with contextlib.suppress(ProcessLookupError):
-            groups.add(os.getpgid(pid))
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            proc.poll()
-            if not _groups_alive(groups):
-                break
-            time.sleep(0.1)
-        if not _groups_alive(groups):
-            break
-    proc.poll()
-    return seen
-
-
-def _groups_alive(groups: set[int]) -> bool:
-    for pid in ppid_map():
-        try:
-            if os.getpgid(pid) in groups:
-                return True
-        except ProcessLookupError:
-            continue
-    return False
-
-
-def _running(pid: int) -> bool:
-    try:
-        return _stat_fields(pid)[0] != "Z"
-    except (OSError, ValueError):
-        return False
-
-
-def shutdown_ray_fully(grace_s: float = 5.0) -> list[str]:
-    """``ray.shutdown()`` of a Ray this process started, then SIGKILL whatever of the processes
-    under it outlived the shutdown by ``grace_s`` (seen: the dashboard and runtime-env agents
-    sometimes stay up); returns those."""
-    import ray
-
-    seen = descendants(os.getpid())
-    ray.shutdown()
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_running(p) for p in seen):
-        time.sleep(0.2)
-    left = [p for p in seen if _running(p)]
-    names = [f"{pid} {cmdline(pid)[:60]}" for pid in left]
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return names
-
-
-def reap_env(
-    matches: list[tuple[str, str]], grace_s: float = 5.0, settle_s: float = 0.0
-) -> list[str]:
-    """Kill processes still carrying any of ``matches`` in their environment (processes a bench
-    started that escaped their group), after giving them ``settle_s`` to exit by themselves
-    (Ray's workers notice a stopped raylet within ~2 s); returns what had to be killed."""
-    if not matches:
-        return []
-    deadline = time.monotonic() + settle_s
-    while time.monotonic() < deadline and pids_with_env(*matches):
-        time.sleep(0.2)
-    leaked = pids_with_env(*matches)
-    found = [f"{pid} {cmdline(pid)[:80]}" for pid in leaked]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in leaked:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and pids_with_env(*matches):
-            time.sleep(0.1)
-        leaked = pids_with_env(*matches)
-        if not leaked:
-            break
-    return found
 
 
 def ray_process_kind(cmd: str) -> str:
@@ -341,12 +181,6 @@ class PointResult:
     def from_json(cls, d: dict[str, Any]) -> PointResult:
         procs = [Proc(**p) for p in d.pop("procs")]
         return cls(**d, procs=procs)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _log(msg: str) -> None:
@@ -470,7 +304,7 @@ def run_point(
     started_ray = not ray.is_initialized()
     if shutdown_ray is None:
         shutdown_ray = started_ray
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         database_url=database_url,
         namespace=f"jt-bench-mem-{uuid.uuid4().hex[:10]}",

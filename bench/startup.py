@@ -36,12 +36,11 @@ from typing import Any
 import httpx
 
 from bench.common import Report, machine, median, python
-from bench.memory import kill_tree, pids_with_env, raylet_matches, reap_env
+from bench.procs import RUN_ENV, free_port, kill_tree, pids_with_env, raylet_matches, reap_env
 
 RUNS = 3
 POLL_S = 0.05
 RUN_TIMEOUT_S = 120.0
-RUN_ENV = "JT_BENCH_RUN"
 RAY_BASELINE = "import ray; ray.init(); ray.shutdown()"
 
 
@@ -54,14 +53,6 @@ class Run:
     answers: dict[str, int] = field(default_factory=dict)  # "422 no_price": count
     seen_pids: int = 0
     leaked: list[str] = field(default_factory=list)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def justtrades_script() -> str:

@@ -1,0 +1,111 @@
+"""The broker actor's kill switch: which accounts are blocked from entries, and the flatten.
+
+Kill switch
+-----------
+:meth:`BrokerActor.kill <actors.broker.actor.BrokerActor.kill>` blocks new ENTRY orders for the
+account (or all accounts), drops its queued unsent orders, cancels its working orders and waits
+for those cancels, then flattens every open position with market orders at KILL priority. Cancels
+go first so that a resting stop cannot fill after the flatten and open the opposite position.
+Entries stay blocked until :meth:`BrokerActor.rearm <actors.broker.actor.BrokerActor.rearm>`;
+exits and stops are still accepted (a pair may legitimately need to close or protect something
+the flatten raced with).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from actors.broker.base import BrokerPosition, OrderRequest, OrderState, Priority
+
+__all__ = ["KILL_SETTLE_S", "KillSwitch", "affects", "is_kill_order"]
+
+#: How long a kill switch waits for in-flight sends of the affected accounts to answer before it
+#: reads positions to flatten (an order the broker is executing right now may still fill).
+KILL_SETTLE_S = 2.0
+
+
+def affects(account: str | None, acc: str) -> bool:
+    """Whether a kill of ``account`` (None: all accounts) concerns account ``acc``."""
+    return account is None or acc == account
+
+
+def is_kill_order(requests: Mapping[str, OrderRequest], cl_ord_id: str) -> bool:
+    """Whether ``cl_ord_id`` is a kill switch's flatten order."""
+    request = requests.get(cl_ord_id)
+    return request is not None and request.priority == Priority.KILL
+
+
+class KillSwitch:
+    """Kill state of one broker login: a global kill and the killed accounts."""
+
+    def __init__(self) -> None:
+        self.killed_all = False
+        self.killed: set[str] = set()
+        self._kill_no = 0
+
+    def engage(self, account: str | None) -> None:
+        """Block entries for ``account`` (None: all accounts)."""
+        if account is None:
+            self.killed_all = True
+        else:
+            self.killed.add(account)
+
+    def rearm(self, account: str | None) -> None:
+        """Accept entries again for ``account``; None lifts every kill (a global kill can only be
+        lifted globally)."""
+        if account is None:
+            self.killed_all = False
+            self.killed.clear()
+        else:
+            self.killed.discard(account)
+
+    def blocks(self, order: OrderRequest) -> bool:
+        """Whether ``order`` is an entry for a killed account."""
+        return order.priority == Priority.ENTRY and (
+            self.killed_all or order.account in self.killed
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {"killed_all": self.killed_all, "killed": sorted(self.killed)}
+
+    def flatten_orders(
+        self,
+        account: str | None,
+        positions: Mapping[tuple[str, str], BrokerPosition],
+        states: Mapping[str, OrderState],
+        requests: Mapping[str, OrderRequest],
+    ) -> list[OrderRequest]:
+        """Market orders at KILL priority that close the synced ``positions`` of ``account``.
+
+        Flatten orders of an earlier kill still under way count as done, so two kills in quick
+        succession never close the same contracts twice (which would open the opposite
+        position)."""
+        under_way: Counter[tuple[str, str]] = Counter()
+        for cl, st in states.items():
+            if st.is_active and is_kill_order(requests, cl):
+                under_way[(st.account, st.symbol)] += requests[cl].signed_qty
+        self._kill_no += 1
+        stamp = f"kill-{int(time.time() * 1000)}-{self._kill_no}"
+        flatten: list[OrderRequest] = []
+        for key, pos in sorted(positions.items()):
+            left = pos.net_pos + under_way[key]
+            if not affects(account, pos.account) or pos.net_pos == 0:
+                continue
+            if left == 0 or (left > 0) != (pos.net_pos > 0):
+                continue
+            flatten.append(
+                OrderRequest(
+                    cl_ord_id=f"{stamp}-{len(flatten)}",
+                    account=pos.account,
+                    symbol=pos.symbol,
+                    side="sell" if left > 0 else "buy",  # closing a long sells
+                    qty=abs(left),
+                    priority=Priority.KILL,
+                    pair_key="kill",
+                    created_ts=time.time(),
+                )
+            )
+        return flatten
