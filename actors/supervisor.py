@@ -29,6 +29,8 @@ BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
 RESTART_BUDGET = 10  # restarts inside RESTART_WINDOW_S before a child is FAILED
 RESTART_WINDOW_S = 300.0
+PING_TIMEOUT_S = 5.0
+STARTUP_PING_S = 120.0  # first answer of a new child: constructors load state from the store
 
 
 @dataclass(slots=True)
@@ -106,8 +108,8 @@ class Supervisor:
             if name not in self.handles:
                 self.handles[name] = self._create(name)
                 self.children[name] = Child(name, name.split("-")[0])
-        for name in names:
-            await self._check(self.children[name])
+        for name in names:  # a host loading thousands of pairs takes seconds to answer first
+            await self._check(self.children[name], timeout=STARTUP_PING_S)
         await self.handles[FEED].start.remote()
         if self.watch is None or self.watch.done():
             self.watch = asyncio.get_running_loop().create_task(self._watch_loop())
@@ -126,7 +128,7 @@ class Supervisor:
                     log.exception("health check of %s failed", child.name)
                     child.last_error = repr(exc)
 
-    async def _check(self, child: Child) -> None:
+    async def _check(self, child: Child, timeout: float = PING_TIMEOUT_S) -> None:
         if child.state == "failed":
             return
         now = time.time()
@@ -134,7 +136,7 @@ class Supervisor:
             return
         handle = self.handles[child.name]
         try:
-            pong = await asyncio.wait_for(handle.ping.remote(), timeout=5.0)
+            pong = await asyncio.wait_for(handle.ping.remote(), timeout=timeout)
         except ActorDiedError as exc:
             self._recreate(child, repr(exc))
             return
