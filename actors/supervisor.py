@@ -30,6 +30,7 @@ BACKOFF_MAX_S = 30.0
 RESTART_BUDGET = 10  # restarts inside RESTART_WINDOW_S before a child is FAILED
 RESTART_WINDOW_S = 300.0
 PING_TIMEOUT_S = 5.0
+PAPER_LIMITS = {"paper": (1_000_000, 1.0)}
 STARTUP_PING_S = 120.0  # first answer of a new child: constructors load state from the store
 
 
@@ -92,6 +93,9 @@ class Supervisor:
                     slippage_ticks=c["paper_slippage_ticks"],
                     latency_ms=c["paper_latency_ms"],
                     namespace=self.ns,
+                    # the paper broker has no broker-side budget: Tradovate's default limits
+                    # only slowed it (a 50-account kill took 1 s instead of 4 ms)
+                    limits=PAPER_LIMITS,
                 )
             )
         index = self._host_names().index(name)

@@ -23,7 +23,7 @@ from actors.store import Store, ensure_local_user
 from actors.supervisor import Supervisor
 from api.context import Context
 from api.ingest import TokenBucket
-from api.routes import accounts, recorders, system, webhook
+from api.routes import accounts, kill, recorders, system, webhook
 
 log = logging.getLogger("justtrades.api")
 
@@ -84,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recorders.router)
     app.include_router(system.router)
     app.include_router(accounts.router)
+    app.include_router(kill.router)
     return app

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import machine
 
-BENCHES = ["tick_path", "ingest", "memory", "startup"]
+BENCHES = ["tick_path", "ingest", "memory", "startup", "kill_switch"]
 HERE = Path(__file__).parent
 
 
