@@ -382,10 +382,22 @@ async def test_broker_actor_drives_the_adapter_and_kill_switch_flattens(env: Sim
         )
         await actor.place(stop)
         result = await actor.kill(ACCOUNT)
-        assert result["cancelled"] == ["a-stop"]
+        # one liquidateposition per open contract: the broker cancels the stop and exits
+        assert result["liquidated"] == [
+            {"account": ACCOUNT, "symbol": SYMBOL, "outcome": "accepted"}
+        ]
+        assert result["cancelled"] == [] and result["flatten"] == []
         await until(lambda: not [p for p in adapter.book.positions.values() if p.net_pos])
         assert await actor.positions(ACCOUNT) == []
         assert [p["netPos"] for p in (await env.state())["positions"]] == [0]
+        await until(lambda: actor._states["a-stop"].status == "cancelled", what="stop cancelled")
+        assert len(await env.requests("order/liquidateposition")) == 1
+        assert [r["params"]["clOrdId"] for r in await env.requests("order/placeorder")] == [
+            "a-entry",
+            "a-stop",
+        ]  # no separate flatten order
+        again = await actor.kill(ACCOUNT)  # flat now: nothing to liquidate or flatten
+        assert again["liquidated"] == [] and again["flatten"] == []
     finally:
         await adapter.close()
 

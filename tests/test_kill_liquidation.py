@@ -1,0 +1,96 @@
+"""Kill switch with a broker that can liquidate a contract in one call (Tradovate's
+liquidateposition): one call per open contract; a refusal falls back to cancel + flatten; an
+unknown outcome is never followed by another exit; a second kill while a liquidation is in
+flight sends nothing (two exits racing one fill would open the opposite position)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from actors.broker.actor import BrokerActor
+from actors.broker.base import OrderRequest, Priority
+from actors.broker.paper import PaperBroker
+
+SYM = "MNQZ6"
+
+
+class Refused(Exception):
+    executed_unknown = False
+
+
+class Unknown(Exception):
+    executed_unknown = True
+
+
+class LiquidatingPaper(PaperBroker):
+    """A paper broker with a scripted ``liquidate``: 'accept' (the fill is left for later, as on
+    a real exchange), 'refuse', or 'unknown' (a network failure after sending)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(["A1", "A2"])
+        self.mode = mode
+        self.calls: list[tuple[str, str]] = []
+
+    async def liquidate(self, account: str, symbol: str) -> dict[str, Any]:
+        self.calls.append((account, symbol))
+        if self.mode == "refuse":
+            raise Refused("no")
+        if self.mode == "unknown":
+            raise Unknown("connection reset")
+        return {"orderId": len(self.calls)}
+
+
+async def setup(mode: str) -> tuple[BrokerActor, LiquidatingPaper]:
+    broker = LiquidatingPaper(mode)
+    actor = BrokerActor(name=f"kill-{mode}", broker=broker, limits={"x": (1000, 1.0)})
+    await actor.on_ticks({SYM: ([1.0], [21000.0])})
+    for acc in ("A1", "A2"):
+        await actor.place(OrderRequest(f"{acc}-in", acc, SYM, "buy", 2, pair_key="p"))
+    await actor.place(
+        OrderRequest("A1-stop", "A1", SYM, "sell", 2, "stop", 20990.0, Priority.PROTECT, "p")
+    )
+    for _ in range(50):
+        if len(await actor.positions()) == 2:
+            break
+        await asyncio.sleep(0.01)
+    return actor, broker
+
+
+async def test_one_liquidation_per_open_contract_and_no_second_exit_while_in_flight() -> None:
+    actor, broker = await setup("accept")
+    first = await actor.kill(None)
+    assert broker.calls == [("A1", SYM), ("A2", SYM)]
+    assert [x["outcome"] for x in first["liquidated"]] == ["accepted", "accepted"]
+    assert first["flatten"] == [] and first["cancelled"] == []  # the broker cancels the stop
+    again = await actor.kill(None)  # positions still open: the liquidations have not filled
+    assert broker.calls == [("A1", SYM), ("A2", SYM)]
+    assert again["liquidated"] == [] and again["flatten"] == []
+
+
+async def test_a_refused_liquidation_falls_back_to_cancel_and_flatten() -> None:
+    actor, _ = await setup("refuse")
+    result = await actor.kill("A1")
+    assert [x["outcome"] for x in result["liquidated"]] == ["refused"]
+    assert result["cancelled"] == ["A1-stop"]  # the broker did nothing: we cancel it
+    assert [s.status for s in result["flatten"]] == ["filled"]
+    assert await actor.positions("A1") == [] and len(await actor.positions("A2")) == 1
+
+
+async def test_an_unknown_outcome_is_never_followed_by_another_exit() -> None:
+    actor, broker = await setup("unknown")
+    result = await actor.kill("A2")
+    assert [x["outcome"] for x in result["liquidated"]] == ["unknown"]
+    assert result["flatten"] == []
+    again = await actor.kill("A2")
+    assert again["liquidated"] == [] and again["flatten"] == [] and len(broker.calls) == 1
+
+
+@pytest.mark.parametrize("mode", ["accept", "refuse", "unknown"])
+async def test_entries_stay_blocked_after_a_kill(mode: str) -> None:
+    actor, _ = await setup(mode)
+    await actor.kill(None)
+    state = await actor.place(OrderRequest("late", "A1", SYM, "buy", 1, pair_key="p"))
+    assert (state.status, state.reason) == ("rejected", "kill_switch")
