@@ -234,9 +234,15 @@ class SubAccount(SQLModel, table=True):
 
 
 class Trader(SQLModel, table=True):
-    """A link recorder → (account, sub-account) with per-link overrides."""
+    """A link recorder → (account, sub-account) with per-link overrides. One link per
+    (recorder, sub-account): a second would trade the same strategy twice on one account."""
 
     __tablename__ = "traders"
+    __table_args__ = (
+        sa.Index(
+            "ux_traders_recorder_id_sub_account_id", "recorder_id", "sub_account_id", unique=True
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="users.id", index=True)

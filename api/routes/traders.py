@@ -11,8 +11,11 @@ read these rows, do not exist at the time of writing).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from actors.store import Trader, repo
@@ -90,7 +93,15 @@ async def list_traders(
 @router.post("", response_model=TraderOut, status_code=201)
 async def create_trader(body: TraderIn, ctx: Context = Depends(get_ctx)) -> TraderOut:
     sub_id = await run_in_threadpool(_check_new, ctx, body)
-    trader = await run_in_threadpool(
+    try:
+        trader = await _create(ctx, body, sub_id)
+    except IntegrityError as exc:  # a concurrent request linked the same pair first
+        raise HTTPException(409, detail={"reason": "trader_exists"}) from exc
+    return TraderOut.of(trader)
+
+
+async def _create(ctx: Context, body: TraderIn, sub_id: int) -> Any:
+    return await run_in_threadpool(
         lambda: repo.create_trader(
             ctx.store,
             ctx.user_id,
@@ -104,7 +115,6 @@ async def create_trader(body: TraderIn, ctx: Context = Depends(get_ctx)) -> Trad
             overrides=body.overrides.model_dump(mode="json", exclude_none=True),
         )
     )
-    return TraderOut.of(trader)
 
 
 @router.get("/{trader_id}", response_model=TraderOut)
@@ -132,7 +142,19 @@ async def update_trader(
         kwargs["max_contracts"] = body.max_contracts
     if body.overrides is not None:
         kwargs["overrides"] = body.overrides.model_dump(mode="json", exclude_none=True)
-    updated = await run_in_threadpool(
+    try:
+        updated = await _update(ctx, trader_id, body, kwargs)
+    except IntegrityError as exc:  # moved onto a sub-account this recorder already trades
+        raise HTTPException(409, detail={"reason": "trader_exists"}) from exc
+    if updated is None:
+        raise _not_found()
+    return TraderOut.of(updated)
+
+
+async def _update(
+    ctx: Context, trader_id: int, body: TraderPatch, kwargs: dict[str, object]
+) -> Any:
+    return await run_in_threadpool(
         lambda: repo.update_trader(
             ctx.store,
             trader_id,
@@ -142,9 +164,6 @@ async def update_trader(
             **kwargs,  # type: ignore[arg-type]
         )
     )
-    if updated is None:
-        raise _not_found()
-    return TraderOut.of(updated)
 
 
 @router.delete("/{trader_id}", status_code=204)
