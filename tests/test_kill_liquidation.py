@@ -94,3 +94,33 @@ async def test_entries_stay_blocked_after_a_kill(mode: str) -> None:
     await actor.kill(None)
     state = await actor.place(OrderRequest("late", "A1", SYM, "buy", 1, pair_key="p"))
     assert (state.status, state.reason) == ("rejected", "kill_switch")
+
+
+class SlowPlace(LiquidatingPaper):
+    """The order reaches the broker only after a network delay: while it travels, nobody can
+    cancel it, and it fills on arrival."""
+
+    async def place(self, order: OrderRequest) -> Any:
+        if order.cl_ord_id == "late-in":
+            await asyncio.sleep(0.08)
+        return await super().place(order)
+
+
+@pytest.mark.parametrize("mode", ["refuse", "accept"])
+async def test_an_entry_being_executed_during_the_kill_is_flattened_too(mode: str) -> None:
+    """The broker is executing an entry when the kill comes: the kill waits for its answer
+    before reading positions, so the account ends flat instead of keeping the late fill."""
+    broker = SlowPlace(mode)
+    actor = BrokerActor(name="kill-inflight", broker=broker, limits={"x": (1000, 1.0)})
+    await actor.on_ticks({SYM: ([1.0], [21000.0])})
+    entry = asyncio.ensure_future(
+        actor.place(OrderRequest("late-in", "A1", SYM, "buy", 3, pair_key="p"))
+    )
+    await asyncio.sleep(0.02)  # sent, still travelling
+    result = await actor.kill("A1")
+    assert (await entry).status == "filled"
+    # the late fill is closed by a market flatten: it was not a position yet when the kill
+    # chose what to liquidate, and waiting for it is what lets the kill see it at all
+    assert await actor.positions("A1") == []
+    assert [(s.status, s.filled_qty) for s in result["flatten"]] == [("filled", 3)]
+    assert result["liquidated"] == []

@@ -57,7 +57,13 @@ from actors.broker.base import (
     UnknownOrder,
     event_to_dict,  # noqa: F401  (re-exported)
 )
-from actors.broker.killswitch import KillSwitch, affects, is_kill_order
+from actors.broker.killswitch import (
+    KILL_SETTLE_S,
+    KillSwitch,
+    Liquidations,
+    affects,
+    is_kill_order,
+)
 from actors.broker.limiter import RateLimiter
 from actors.broker.listeners import (
     MAX_PENDING_EVENTS,  # noqa: F401  (re-exported)
@@ -70,10 +76,6 @@ from actors.broker.state import STATUS_RANK as _STATUS_RANK  # noqa: F401  (re-e
 from actors.broker.state import merge_state
 
 __all__ = ["DEFAULT_LIMITS", "BrokerActor", "broker_actor_class"]
-
-#: A contract liquidated by a kill is not liquidated or flattened again for this long unless
-#: the synced position shows it flat: a second exit racing the first fill would flip it.
-LIQUIDATION_GUARD_S = 10.0
 
 log = logging.getLogger("justtrades.broker")
 
@@ -127,7 +129,7 @@ class BrokerActor:
         self._by_pair: dict[str, list[str]] = {}
         self._fills: list[BrokerFill] = []
         self._positions: dict[tuple[str, str], BrokerPosition] = {}
-        self._liquidating: dict[tuple[str, str], float] = {}  # key -> when a kill liquidated it
+        self._liquidations = Liquidations()
 
         self._queue = JobQueue(self.limiter, self._send)
         self._killswitch = KillSwitch()
@@ -242,7 +244,11 @@ class BrokerActor:
         # 2. Contracts the broker can liquidate in one call (it cancels their orders and exits
         #    the position): one budgeted call each instead of a cancel per order plus a flatten,
         #    which on one Tradovate login does not fit the rate budget for many accounts.
-        liquidating = self._liquidation_targets(affected)
+        liquidating = (
+            self._liquidations.targets(self._positions, affected)
+            if callable(getattr(self.broker, "liquidate", None))
+            else []
+        )
         # 3. Cancel what the broker may still fill (sent, not final, not an earlier kill's
         #    flatten), including orders entered by hand, and wait for the answers; orders in a
         #    contract being liquidated are the liquidation's to cancel.
@@ -258,7 +264,12 @@ class BrokerActor:
         ]
         cancelled, liquidated = await asyncio.gather(
             asyncio.gather(*(self._cancel_at_broker(cl, Priority.KILL) for cl in active)),
-            asyncio.gather(*(self._liquidate_at_broker(*key) for key in liquidating)),
+            asyncio.gather(
+                *(
+                    self._liquidations.liquidate(self.broker, self.limiter, *key)
+                    for key in liquidating
+                )
+            ),
         )
         refused = {
             key
@@ -277,11 +288,17 @@ class BrokerActor:
                 )
             )
 
+        # 4. Orders the broker is executing right now may still fill: let them answer first.
+        busy = [t for t, acc in self._queue.inflight.items() if affected(acc)]
+        if busy:
+            await asyncio.wait(busy, timeout=KILL_SETTLE_S)
+
         # 5. Flatten from the synced positions (no extra broker query on the hot path), net of
         #    an earlier kill's flatten orders still under way, except contracts whose
         #    liquidation the broker accepted or may have executed (flattening those too could
         #    open the opposite position). No await between reading and registering.
-        skip = {key for key in liquidating if key not in refused} | self._liquidations_in_flight()
+        skip = {key for key in liquidating if key not in refused}
+        skip |= self._liquidations.in_flight(self._positions)
         flatten = [
             order
             for order in self._killswitch.flatten_orders(
@@ -292,6 +309,7 @@ class BrokerActor:
         submitted = [self._submit(order) for order in flatten]
         results = [s if isinstance(s, OrderState) else await s for s in submitted]
         self.counts["kills"] += 1
+        self.counts["liquidations"] += len(liquidating)
         return {
             "account": account,
             "dropped": dropped,
@@ -303,50 +321,6 @@ class BrokerActor:
             "flatten": results,
             "elapsed_s": time.monotonic() - started,
         }
-
-    def _liquidation_targets(self, affected: Any) -> list[tuple[str, str]]:
-        """Open contracts to liquidate, when the adapter can; none with one already in flight
-        (two liquidations racing one fill would close the position twice)."""
-        if not callable(getattr(self.broker, "liquidate", None)):
-            return []
-        in_flight = self._liquidations_in_flight()
-        return [
-            key
-            for key, pos in sorted(self._positions.items())
-            if pos.net_pos != 0 and affected(pos.account) and key not in in_flight
-        ]
-
-    def _liquidations_in_flight(self) -> set[tuple[str, str]]:
-        now = time.monotonic()
-        return {
-            key
-            for key, at in self._liquidating.items()
-            if now - at < LIQUIDATION_GUARD_S
-            and self._positions.get(key) is not None
-            and self._positions[key].net_pos != 0
-        }
-
-    async def _liquidate_at_broker(self, account: str, symbol: str) -> str:
-        """One KILL-priority liquidation through the rate budget. Returns ``accepted``,
-        ``refused`` (the broker said no: nothing happened, a flatten may follow) or
-        ``unknown`` (it may have executed: never followed by anything else)."""
-        self._liquidating[(account, symbol)] = time.monotonic()
-        await self.limiter.acquire({pool: 1 for pool in self.limiter.pools}, Priority.KILL)
-        self.counts["liquidations"] += 1
-        try:
-            answer = await self.broker.liquidate(account, symbol)  # type: ignore[attr-defined]
-        except Exception as exc:
-            if getattr(exc, "executed_unknown", True):
-                log.error("liquidation %s %s outcome unknown: %r", account, symbol, exc)
-                return "unknown"
-            log.warning("liquidation %s %s refused: %r", account, symbol, exc)
-            self._liquidating.pop((account, symbol), None)
-            return "refused"
-        if isinstance(answer, dict) and answer.get("failureReason") not in (None, "Success"):
-            log.warning("liquidation %s %s refused: %s", account, symbol, answer)
-            self._liquidating.pop((account, symbol), None)
-            return "refused"
-        return "accepted"
 
     async def rearm(self, account: str | None = None) -> dict[str, Any]:
         """Accept entries again for ``account``; None lifts every kill (a global kill can only be

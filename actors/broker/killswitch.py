@@ -13,12 +13,16 @@ the flatten raced with).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actors.broker.base import BrokerPosition, OrderRequest, OrderState, Priority
+from actors.broker.limiter import RateLimiter
+
+log = logging.getLogger("justtrades.broker.kill")
 
 __all__ = ["KILL_SETTLE_S", "KillSwitch", "affects", "is_kill_order"]
 
@@ -109,3 +113,62 @@ class KillSwitch:
                 )
             )
         return flatten
+
+
+#: A contract liquidated by a kill is not liquidated or flattened again for this long unless
+#: the synced position shows it flat: a second exit racing the first fill would flip it.
+LIQUIDATION_GUARD_S = 10.0
+
+
+class Liquidations:
+    """Kills through a broker that liquidates a contract in one call (Tradovate's
+    ``order/liquidateposition`` cancels the contract's orders and exits the position, §4.3):
+    one budgeted KILL-priority call per open contract instead of a cancel per order plus a
+    flatten, which for many accounts on one login does not fit the rate budget."""
+
+    def __init__(self) -> None:
+        self.started: dict[tuple[str, str], float] = {}  # (account, symbol) -> when
+
+    def in_flight(
+        self, positions: Mapping[tuple[str, str], BrokerPosition]
+    ) -> set[tuple[str, str]]:
+        now = time.monotonic()
+        return {
+            key
+            for key, at in self.started.items()
+            if now - at < LIQUIDATION_GUARD_S and key in positions and positions[key].net_pos != 0
+        }
+
+    def targets(
+        self, positions: Mapping[tuple[str, str], BrokerPosition], affected: Callable[[str], bool]
+    ) -> list[tuple[str, str]]:
+        """Open contracts to liquidate; none with a liquidation already in flight (two racing
+        one fill would close the position twice)."""
+        busy = self.in_flight(positions)
+        return [
+            key
+            for key, pos in sorted(positions.items())
+            if pos.net_pos != 0 and affected(pos.account) and key not in busy
+        ]
+
+    async def liquidate(self, broker: Any, limiter: RateLimiter, account: str, symbol: str) -> str:
+        """One liquidation through the rate budget at KILL priority. Returns ``accepted``,
+        ``refused`` (the broker said no: nothing happened, a flatten may follow) or
+        ``unknown`` (it may have executed: never followed by anything else)."""
+        key = (account, symbol)
+        self.started[key] = time.monotonic()
+        await limiter.acquire({pool: 1 for pool in limiter.pools}, Priority.KILL)
+        try:
+            answer = await broker.liquidate(account, symbol)
+        except Exception as exc:
+            if getattr(exc, "executed_unknown", True):
+                log.error("liquidation %s %s outcome unknown: %r", account, symbol, exc)
+                return "unknown"
+            log.warning("liquidation %s %s refused: %r", account, symbol, exc)
+            self.started.pop(key, None)
+            return "refused"
+        if isinstance(answer, dict) and answer.get("failureReason") not in (None, "Success"):
+            log.warning("liquidation %s %s refused: %s", account, symbol, answer)
+            self.started.pop(key, None)
+            return "refused"
+        return "accepted"
