@@ -9,7 +9,7 @@ transaction and is flushed, so several calls can be committed atomically.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session
@@ -29,3 +29,24 @@ def _run(target: Store | SASession, fn: Callable[[Session], T]) -> T:
 
 def _dialect(session: SASession) -> str:
     return session.get_bind().dialect.name
+
+
+def _update(
+    target: Store | SASession,
+    load: Callable[[Session], T | None],
+    changes: dict[str, Any],
+) -> T | None:
+    """Load one row with ``load`` and set ``changes`` on it (the shared body of the update_*
+    functions); None when ``load`` finds nothing. Callers leave out what was not given."""
+
+    def fn(s: Session) -> T | None:
+        row = load(s)
+        if row is None:
+            return None
+        for name, value in changes.items():
+            setattr(row, name, value)
+        s.add(row)
+        s.flush()
+        return row
+
+    return _run(target, fn)

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from actors.store.engine import Store
 from actors.store.models import Account, SubAccount, Trader
-from actors.store.repo._base import _run
+from actors.store.repo._base import _run, _update
 
 _UNSET: Any = object()
 """Marks a keyword of :func:`update_trader` not given (None is a meaningful value there)."""
@@ -86,20 +86,12 @@ def update_account(
     credentials_encrypted: bytes | None = None,
 ) -> Account | None:
     """Rename and/or replace the sealed credentials; None when the account does not exist."""
-
-    def fn(s: Session) -> Account | None:
-        acc = s.get(Account, account_id)
-        if acc is None:
-            return None
-        if name is not None:
-            acc.name = name
-        if credentials_encrypted is not None:
-            acc.credentials_encrypted = credentials_encrypted
-        s.add(acc)
-        s.flush()
-        return acc
-
-    return _run(target, fn)
+    changes = {"name": name, "credentials_encrypted": credentials_encrypted}
+    return _update(
+        target,
+        lambda s: s.get(Account, account_id),
+        {k: v for k, v in changes.items() if v is not None},
+    )
 
 
 def delete_account(target: Store | Session, account_id: int) -> bool:
@@ -241,28 +233,18 @@ def update_trader(
 ) -> Trader | None:
     """Change the given fields; ``max_contracts=None`` removes the cap (leave it out to keep
     it). ``overrides`` replaces the whole overrides dict. None when the trader does not exist."""
-
-    def fn(s: Session) -> Trader | None:
-        trader = s.get(Trader, trader_id)
-        if trader is None:
-            return None
-        if enabled is not None:
-            trader.enabled = enabled
-        if multiplier is not None:
-            trader.multiplier = multiplier
-        if max_contracts is not _UNSET:
-            trader.max_contracts = max_contracts
-        if close_only is not None:
-            trader.close_only = close_only
-        if overrides is not None:
-            trader.overrides = dict(overrides)  # a new object: JSON is not mutation-tracked
-        if sub_account_id is not _UNSET:
-            trader.sub_account_id = sub_account_id
-        s.add(trader)
-        s.flush()
-        return trader
-
-    return _run(target, fn)
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {"enabled": enabled, "multiplier": multiplier, "close_only": close_only}.items()
+        if v is not None
+    }
+    if max_contracts is not _UNSET:
+        changes["max_contracts"] = max_contracts
+    if overrides is not None:
+        changes["overrides"] = dict(overrides)  # a new object: JSON is not mutation-tracked
+    if sub_account_id is not _UNSET:
+        changes["sub_account_id"] = sub_account_id
+    return _update(target, lambda s: s.get(Trader, trader_id), changes)
 
 
 def delete_trader(target: Store | Session, trader_id: int) -> bool:

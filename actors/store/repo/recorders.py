@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from actors.store.engine import Store
 from actors.store.models import Recorder
-from actors.store.repo._base import _run
+from actors.store.repo._base import _run, _update
 
 
 def new_token() -> str:
@@ -100,25 +100,15 @@ def update_recorder(
     enabled: bool | None = None,
 ) -> Recorder | None:
     """Change the given fields of a live recorder; None when it does not exist or is deleted."""
-
-    def fn(s: Session) -> Recorder | None:
-        rec = get_recorder(s, recorder_id)
-        if rec is None:
-            return None
-        if name is not None:
-            rec.name = name
-        if symbol is not None:
-            rec.symbol = symbol
-        if settings is not None:
-            rec.settings = _settings_json(settings)  # a new object: JSON is not mutation-tracked
-        if enabled is not None:
-            rec.enabled = enabled
-        rec.updated_at = time.time()
-        s.add(rec)
-        s.flush()
-        return rec
-
-    return _run(target, fn)
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {"name": name, "symbol": symbol, "enabled": enabled}.items()
+        if v is not None
+    }
+    if settings is not None:
+        changes["settings"] = _settings_json(settings)  # a new object: JSON is not mutation-tracked
+    changes["updated_at"] = time.time()
+    return _update(target, lambda s: get_recorder(s, recorder_id), changes)
 
 
 def rotate_recorder_token(target: Store | Session, recorder_id: int) -> Recorder | None:
