@@ -18,6 +18,7 @@ from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.exits import ExitRules, ExitState
 from actors.recorder.levels import to_ticks
+from actors.recorder.plan import plan_signal
 
 SignalKind = Literal["buy", "sell", "close", "add", "target"]
 T = TypeVar("T")
@@ -179,79 +180,19 @@ class Pair:
             return Outcome("no_price")
         if b.pos is not None:
             b.pos.observe(p, b.money)  # the fill price is a price the position saw
-        sizing = self.settings.sizing
-        out = Outcome()
-        side = b.pos.side if b.pos is not None else 0
-        if kind in ("buy", "sell"):
-            want = LONG if kind == "buy" else SHORT
-            if side == 0:
-                if want not in entry_sides:
-                    return Outcome("blocked")
-                self._open(b, want, quantity or sizing.initial_size, p, ts, out)
-            elif side == want:
-                if not sizing.allow_add:
-                    return Outcome("no_add")
-                if want not in entry_sides:
-                    return Outcome("blocked")
-                self._add(b, quantity or sizing.add_size, p, ts, "add", out)
+        current = 0 if b.pos is None else b.pos.side * b.pos.qty
+        plan = plan_signal(current, kind, self.settings.sizing, quantity, target, entry_sides)
+        out = Outcome(plan.status)
+        for leg in plan.legs:
+            if leg.action == "open":
+                self._open(b, leg.side, leg.qty, p, ts, out)
+            elif leg.action == "add":
+                self._add(b, leg.qty, p, ts, leg.reason, out)
             else:
-                reverse = not sizing.close_only and want in entry_sides
-                self._close(b, b.pos.qty, p, ts, "reverse" if reverse else "signal", out)  # type: ignore[union-attr]
-                if reverse:
-                    self._open(b, want, quantity or sizing.initial_size, p, ts, out)
-        elif kind == "close":
-            if side == 0:
-                return Outcome("flat")
-            self._close(b, b.pos.qty, p, ts, "close", out)  # type: ignore[union-attr]
-        elif kind == "add":
-            if side == 0:
-                return Outcome("flat")
-            if side not in entry_sides:
-                return Outcome("blocked")
-            self._add(b, quantity or sizing.add_size, p, ts, "add", out)
-        elif kind == "target":
-            if target is None:
-                raise ValueError("a target signal needs a target")
-            self._to_target(b, target, p, ts, out, entry_sides)
-        else:
-            raise ValueError(f"unknown signal kind {kind!r}")
+                self._close(b, leg.qty, p, ts, leg.reason, out)
         return out
 
     # -- transitions ----------------------------------------------------------------------------
-
-    def _to_target(
-        self,
-        b: SymbolBook,
-        target: int,
-        p: int,
-        ts: float,
-        out: Outcome,
-        entry_sides: frozenset[int],
-    ) -> None:
-        current = 0 if b.pos is None else b.pos.side * b.pos.qty
-        if target == current:
-            out.status = "in_sync"
-            return
-        if target != 0 and (LONG if target > 0 else SHORT) not in entry_sides:
-            same_side = current != 0 and (current > 0) == (target > 0)
-            if same_side and abs(target) < abs(current):
-                pass  # a reduction is an exit: allowed
-            elif same_side or current == 0:
-                out.status = "blocked"
-                return
-            else:
-                target = 0  # the close goes through, the new side is not opened
-        if current != 0 and (target == 0 or (target > 0) != (current > 0)):
-            self._close(b, abs(current), p, ts, "strategy", out)
-            current = 0
-        if target == current:
-            return
-        if current == 0:
-            self._open(b, LONG if target > 0 else SHORT, abs(target), p, ts, out)
-        elif abs(target) > abs(current):
-            self._add(b, abs(target) - abs(current), p, ts, "add", out)
-        else:
-            self._close(b, abs(current) - abs(target), p, ts, "strategy", out)
 
     def _open(self, b: SymbolBook, side: int, qty: int, p: int, ts: float, out: Outcome) -> None:
         b.pos = Position.open(b.symbol, side, qty, p, ts)

@@ -1,0 +1,652 @@
+"""LivePair: one trader (a recorder mirrored on one broker account), pure.
+
+The pair decides; the broker executes; only the broker's fills change the book. Every event
+(signal, tick, order state, fill, broker position, timer) goes in, and out come orders to place
+or cancel plus the fills and trades to persist. No Ray, no I/O, no clock: time comes with the
+events, exactly like the virtual :class:`~.pair.Pair`.
+
+Rules (SPEC §5; the ``docs/recording-semantics.md`` live section states them for users):
+
+* Decisions use the recorder's rules (:func:`~.plan.plan_signal`, :class:`~.exits.ExitRules`)
+  with the trader's multiplier, contract cap, close-only flag and TP/SL overrides. A signal is
+  planned from the *projected* position (booked + orders under way + decided, unsent ones), so a
+  close for a position already closing plans nothing, and a reverse while an exit works opens
+  only once.
+* Exits the pair decides are market orders on the closing side. The protective stop rests at
+  the broker for the booked quantity at the pair's effective stop, and is cancelled, with the
+  cancel confirmed, before any other exit is sent (both could otherwise fill and open the
+  opposite position). When the pair sees its stop crossed and the broker's stop rests at that
+  level, it waits ``stop_grace_s`` for the broker's fill before exiting at market itself.
+* Exit machine per contract: IDLE → EXIT_PENDING (waiting for the stop's cancel) → EXIT_WORKING
+  (exit orders out) → CONFIRM_FLAT (booked; waiting for the broker's position to agree) → IDLE.
+  Entries wait for IDLE. An exit that does not fill within ``exit_timeout_s`` is cancelled and,
+  once the cancel is confirmed, re-sent; a refused exit is re-sent after a back-off.
+* Client order ids are deterministic: ``<tag>-s<signal>-<leg>`` for signal legs, ``<tag>-x<n>``
+  for tick exits and DCA adds, ``<tag>-p<n>`` for stops (``n`` from the pair's persisted
+  counter), plus ``.<attempt>`` for re-sends. The host persists the pair before sending, so an
+  id is never reused for a different order.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from actors.broker.base import OrderRequest, Priority
+from actors.instruments import ContractSpec
+from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side
+from actors.recorder.config import RecorderSettings
+from actors.recorder.exits import STOP_PRECEDENCE, ExitRules, ExitState
+from actors.recorder.levels import exact, round_half_up, to_ticks
+from actors.recorder.live_orders import REDUCING_ROLES, Backoff, LiveOrder, Request
+from actors.recorder.pair import FillEvent, _decode, _encode
+from actors.recorder.plan import Leg, plan_signal
+
+
+def _in_flight(o: LiveOrder) -> bool:
+    """Whether ``o``'s pending contracts are a change under way. A resting protective stop is
+    not (it may never trigger); a stop that filled but whose fills are not booked yet is."""
+    return o.role != "stop" or o.terminal
+
+
+IDLE, EXIT_PENDING, EXIT_WORKING, CONFIRM_FLAT = (
+    "IDLE",
+    "EXIT_PENDING",
+    "EXIT_WORKING",
+    "CONFIRM_FLAT",
+)
+_PRIORITY = {"exit": Priority.EXIT, "stop": Priority.PROTECT}
+
+
+@dataclass(slots=True, frozen=True)
+class Trader:
+    """A trader's settings as the live pair needs them."""
+
+    key: str  # pair key, e.g. "r12:t7"
+    tag: str  # client order id prefix, e.g. "jt12t7"
+    account: str  # broker-side account name
+    multiplier: Fraction = Fraction(1)
+    max_contracts: int | None = None
+    close_only: bool = False
+    exit_timeout_s: float = 10.0
+    confirm_timeout_s: float = 5.0
+    stop_grace_s: float = 2.0
+    stop_move_s: float = 1.0  # at most one stop move per this long (rate budget), qty changes aside
+
+    def scale(self, qty: int) -> int:
+        """A recorder quantity in this trader's contracts: × multiplier, half up, at least 1."""
+        return max(1, round_half_up(qty * self.multiplier))
+
+
+@dataclass(slots=True)
+class LiveBook:
+    """A live pair's state in one contract."""
+
+    symbol: str
+    money: Money
+    rules: ExitRules
+    pos: Position | None = None
+    exits: ExitState | None = None
+    last_tick: int | None = None
+    phase: str = IDLE
+    phase_ts: float = 0.0
+    orders: dict[str, LiveOrder] = field(default_factory=dict)
+    want_exit: list[Request] = field(default_factory=list)
+    want_entry: list[Request] = field(default_factory=list)
+    stop_cl: str | None = None
+    stop_moved_ts: float = 0.0
+    stop_wait_since: float | None = None
+    broker_net: int | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    seen_fills: list[str] = field(default_factory=list)
+
+    @property
+    def net(self) -> int:
+        return 0 if self.pos is None else self.pos.side * self.pos.qty
+
+    def active_stop(self) -> LiveOrder | None:
+        o = self.orders.get(self.stop_cl) if self.stop_cl else None
+        return o if o is not None and not o.terminal else None
+
+
+@dataclass(slots=True)
+class LiveOutcome:
+    """What one event did: orders to send/cancel, and rows to persist."""
+
+    status: str = "applied"
+    place: list[OrderRequest] = field(default_factory=list)
+    cancel: list[str] = field(default_factory=list)
+    fills: list[FillEvent] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    orders: dict[str, LiveOrder] = field(default_factory=dict)  # changed orders, by cl
+    rejections: list[tuple[str, str]] = field(default_factory=list)
+    symbols: set[str] = field(default_factory=set)  # contracts whose state changed
+
+    @property
+    def acts(self) -> bool:
+        return bool(self.place or self.cancel)
+
+
+class LivePair:
+    """See module docstring."""
+
+    def __init__(
+        self,
+        trader: Trader,
+        settings: RecorderSettings,
+        spec_for: Callable[[str], ContractSpec],
+    ) -> None:
+        self.t = trader
+        self.key = trader.key
+        self.settings = settings
+        self.spec_for = spec_for
+        self.books: dict[str, LiveBook] = {}
+        self.seq = 0
+
+    def book(self, symbol: str) -> LiveBook:
+        b = self.books.get(symbol)
+        if b is None:
+            money = Money.of(self.spec_for(symbol))
+            b = self.books[symbol] = LiveBook(symbol, money, ExitRules(self.settings, money))
+        return b
+
+    def busy_symbols(self) -> list[str]:
+        """Contracts with a position, an order or a decision under way."""
+        return [
+            s
+            for s, b in self.books.items()
+            if b.pos is not None or b.orders or b.want_exit or b.want_entry
+        ]
+
+    # -- projections ----------------------------------------------------------------------------
+
+    def projected(self, b: LiveBook) -> int:
+        """Booked position + orders under way + decided, unsent orders (stops excluded: they
+        protect, they are not a plan)."""
+        net = b.net + sum(o.signed_pending for o in b.orders.values() if _in_flight(o))
+        for r in b.want_entry:
+            net += r.side * r.qty
+        for r in b.want_exit:
+            net -= r.side * r.qty
+        return net
+
+    def _closable(self, b: LiveBook) -> int:
+        """Booked contracts no working exit or stop is already closing."""
+        if b.pos is None:
+            return 0
+        closing = sum(
+            o.pending for o in b.orders.values() if o.role in REDUCING_ROLES and _in_flight(o)
+        )
+        return max(0, b.pos.qty - closing)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_signal(
+        self,
+        symbol: str,
+        ts: float,
+        kind: str,
+        signal_id: int,
+        quantity: int | None = None,
+        target: int | None = None,
+        entry_sides: frozenset[int] = frozenset((LONG, SHORT)),
+    ) -> LiveOutcome:
+        b = self.book(symbol)
+        sides = frozenset() if self.t.close_only else entry_sides
+        plan = plan_signal(
+            self.projected(b),
+            kind,
+            self.settings.sizing,
+            quantity,
+            target,
+            sides,
+            scale=self.t.scale,
+        )
+        out = LiveOutcome(plan.status)
+        legs = self._cap(self.projected(b), plan.legs)
+        if plan.legs and not legs:
+            out.status = "capped"
+        for i, leg in enumerate(legs):
+            origin = f"s{signal_id}-{i}"
+            if leg.action == "close":
+                b.want_exit.append(
+                    Request("exit", leg.side, leg.qty, leg.reason, origin, 0, signal_id)
+                )
+            else:
+                role = "entry" if leg.action == "open" else "add"
+                b.want_entry.append(
+                    Request(role, leg.side, leg.qty, leg.reason, origin, 0, signal_id)
+                )
+        self._drive(b, ts, out)
+        return out
+
+    def _cap(self, current: int, legs: tuple[Leg, ...]) -> list[Leg]:
+        """Legs within ``max_contracts`` (an entry is trimmed, an add trimmed or dropped)."""
+        cap = self.t.max_contracts
+        if cap is None:
+            return list(legs)
+        out: list[Leg] = []
+        for leg in legs:
+            if leg.action == "close":
+                current -= leg.side * leg.qty
+                out.append(leg)
+                continue
+            room = cap - abs(current) if leg.action == "add" else cap
+            qty = min(leg.qty, room)
+            if qty > 0:
+                out.append(Leg(leg.action, leg.side, qty, leg.reason))
+                current += leg.side * qty
+        return out
+
+    def _room(self, b: LiveBook, qty: int) -> int:
+        """``qty`` trimmed so the projected position stays within ``max_contracts``."""
+        cap = self.t.max_contracts
+        return qty if cap is None else min(qty, cap - abs(self.projected(b)))
+
+    def on_tick(self, symbol: str, ts: float, price: float) -> LiveOutcome:
+        b = self.book(symbol)
+        return self.on_tick_ticks(b, ts, to_ticks(price, b.money.tick_size))
+
+    def on_tick_ticks(self, b: LiveBook, ts: float, p: int) -> LiveOutcome:
+        out = LiveOutcome()
+        b.last_tick = p
+        pos, st = b.pos, b.exits
+        if pos is None or st is None:
+            if b.orders or b.want_exit or b.want_entry:
+                self._drive(b, ts, out)
+            return out
+        pos.observe(p, b.money)  # exact excursions of what the broker says we hold
+        closable = self._closable(b) - sum(r.qty for r in b.want_exit)
+        if closable > 0:
+            shadow = copy.copy(pos)  # the rules run on what is not already closing
+            shadow.qty = closable
+            res = b.rules.on_tick(shadow, st, p, ts)
+            for t in res.trades:
+                if t.reason in STOP_PRECEDENCE and self._broker_stop_covers(b, p):
+                    if b.stop_wait_since is None:
+                        b.stop_wait_since = ts  # the broker's stop fires on this tick too
+                    continue
+                self._want_exit(b, t.quantity, t.reason)
+            if not self.t.close_only:
+                for d in res.dca:
+                    qty = self._room(b, d.qty)
+                    if qty > 0:
+                        self.seq += 1
+                        b.want_entry.append(Request("dca", pos.side, qty, "dca", f"x{self.seq}"))
+            if res.trades or res.dca:
+                out.symbols.add(b.symbol)
+        self._drive(b, ts, out)
+        return out
+
+    def _broker_stop_covers(self, b: LiveBook, p: int) -> bool:
+        """The broker's resting stop is triggered by price ``p`` (it will close on its own)."""
+        stop = b.active_stop()
+        if stop is None or stop.stop is None or b.pos is None:
+            return False
+        return b.pos.side * (p - stop.stop) <= 0
+
+    def _want_exit(self, b: LiveBook, qty: int, reason: str) -> None:
+        assert b.pos is not None
+        self.seq += 1
+        b.want_exit.append(Request("exit", b.pos.side, qty, reason, f"x{self.seq}"))
+
+    def on_order(
+        self,
+        cl: str,
+        status: str,
+        filled_qty: int,
+        reason: str | None,
+        broker_order_id: str | None,
+        ts: float,
+    ) -> LiveOutcome:
+        """An order state from the broker (an answer to place/cancel, or a sync event)."""
+        out = LiveOutcome()
+        b, o = self._find(cl)
+        if b is None or o is None:
+            out.status = "unknown_order"
+            return out
+        if o.terminal:  # terminal states never change (a late non-terminal echo is older news)
+            o.broker_filled = max(o.broker_filled, filled_qty)
+        else:
+            o.status = status
+            o.broker_filled = max(o.broker_filled, filled_qty)
+            o.broker_order_id = broker_order_id or o.broker_order_id
+            o.broker_reason = reason or o.broker_reason
+            if status == "working" and o.role == "stop":
+                b.backoff.ok()
+            if status == "rejected":
+                self._rejected(b, o, ts, out)
+            elif status == "cancelled":
+                self._cancelled(b, o, ts)
+        out.orders[o.cl] = o
+        out.symbols.add(b.symbol)
+        self._drive(b, ts, out)
+        return out
+
+    def _rejected(self, b: LiveBook, o: LiveOrder, ts: float, out: LiveOutcome) -> None:
+        out.rejections.append((o.cl, o.broker_reason or "rejected"))
+        if o.role in ("exit", "stop"):
+            b.backoff.fail(ts, o.broker_reason or "rejected")
+        if o.role == "exit":  # we still want out: retry after the back-off
+            rest = o.qty - o.broker_filled
+            if rest > 0:
+                b.want_exit.append(self._retry(o, rest))
+        # a refused entry/add/dca changes nothing: it is stored and dropped
+
+    def _cancelled(self, b: LiveBook, o: LiveOrder, ts: float) -> None:
+        if o.role == "exit":  # our timeout cancelled it (or a user did): send the rest again
+            rest = o.qty - o.broker_filled
+            if rest > 0:
+                b.want_exit.append(self._retry(o, rest))
+
+    @staticmethod
+    def _retry(o: LiveOrder, qty: int) -> Request:
+        origin, _, attempt = o.cl.partition("-")[2].partition(".")
+        side = LONG if o.side == "sell" else SHORT  # an exit sells a long
+        return Request("exit", side, qty, o.reason, origin, int(attempt or 0) + 1, o.signal_id)
+
+    def on_fill(
+        self,
+        cl: str | None,
+        side: str,
+        qty: int,
+        price: float,
+        ts: float,
+        fill_id: str = "",
+        reason: str | None = None,
+        symbol: str | None = None,
+    ) -> LiveOutcome:
+        """A broker fill. ``cl`` None: a fill of an order this pair did not send (a kill switch
+        flatten routed here by the host); ``reason`` names it."""
+        out = LiveOutcome()
+        b, o = self._find(cl)
+        if b is None:  # not ours (a kill switch flatten) or forgotten: book it on the contract
+            b = self.books.get(symbol or "")
+        if b is None:
+            out.status = "unknown_order"
+            return out
+        key = fill_id or f"{cl}:{ts}:{qty}:{price}"
+        if key in b.seen_fills:  # replayed after a websocket reconnect
+            out.status = "duplicate"
+            return out
+        b.seen_fills = [*b.seen_fills[-63:], key]
+        if o is not None:
+            o.filled += qty
+            out.orders[o.cl] = o
+            if o.role == "exit":
+                b.backoff.ok()
+        kind = o.role if o is not None else "exit"
+        why = o.reason if o is not None else (reason or "external")
+        self._book_fill(b, side, qty, price, ts, kind, why, out)
+        out.symbols.add(b.symbol)
+        self._drive(b, ts, out)
+        return out
+
+    def _book_fill(
+        self,
+        b: LiveBook,
+        side: str,
+        qty: int,
+        price: float,
+        ts: float,
+        kind: str,
+        reason: str,
+        out: LiveOutcome,
+    ) -> None:
+        px = exact(price) / b.money.tick_size  # exact ticks (a broker may fill off the grid)
+        p = round_half_up(px)
+        sign = LONG if side == "buy" else SHORT
+        if b.pos is not None and b.pos.side != sign:
+            b.pos.observe(p, b.money)
+            closed = min(qty, b.pos.qty)
+            trade = b.pos.close(closed, px, ts, reason, b.money)
+            out.trades.append(trade)
+            out.fills.append(FillEvent(b.symbol, side, closed, b.money.price(px), ts, "exit"))
+            if b.pos.qty == 0:
+                b.pos = b.exits = None
+                b.stop_wait_since = None
+            qty -= closed
+            kind = "entry"  # what is left (a flip) opens a new position
+        if qty == 0:
+            return
+        if b.pos is None:
+            b.pos = Position.open(b.symbol, sign, qty, p, ts)
+            b.pos.avg = px
+            b.exits = b.rules.start(b.pos, None)
+            kind = "entry"
+        else:
+            assert b.exits is not None
+            b.pos.observe(p, b.money)
+            b.pos.add(qty, px)  # type: ignore[arg-type]  (exact average, Fraction price)
+            b.rules.recompute(b.pos, b.exits)
+        out.fills.append(FillEvent(b.symbol, side, qty, b.money.price(px), ts, kind))
+
+    def on_position(self, symbol: str, net: int, ts: float) -> LiveOutcome:
+        """The broker's netted position of this account in ``symbol`` (sync stream)."""
+        out = LiveOutcome()
+        b = self.books.get(symbol)
+        if b is not None:
+            b.broker_net = net
+            self._drive(b, ts, out)
+        return out
+
+    def on_event(self, ev: dict[str, Any], now: float) -> LiveOutcome:
+        """A broker event in :func:`~actors.broker.base.event_to_dict` form."""
+        kind = ev.get("type")
+        if kind == "order":
+            return self.on_order(
+                ev["cl_ord_id"],
+                ev["status"],
+                int(ev.get("filled_qty") or 0),
+                ev.get("reason"),
+                ev.get("broker_order_id"),
+                now,
+            )
+        if kind == "fill":
+            return self.on_fill(
+                ev.get("cl_ord_id"),
+                ev["side"],
+                int(ev["qty"]),
+                float(ev["price"]),
+                float(ev.get("ts") or now),
+                str(ev.get("fill_id") or ""),
+                ev.get("reason"),
+                ev.get("symbol"),
+            )
+        if kind == "position":
+            return self.on_position(ev["symbol"], int(ev["net_pos"]), now)
+        return LiveOutcome("ignored")
+
+    def on_timer(self, now: float) -> LiveOutcome:
+        """Timeouts, retries after a back-off, throttled stop moves."""
+        out = LiveOutcome()
+        for b in list(self.books.values()):
+            if b.orders or b.want_exit or b.want_entry or b.pos is not None or b.phase != IDLE:
+                self._drive(b, now, out)
+        return out
+
+    # -- the machine ----------------------------------------------------------------------------
+
+    def _drive(self, b: LiveBook, now: float, out: LiveOutcome) -> None:
+        """Send what the state calls for, one phase at a time (see module docstring)."""
+        for cl in [cl for cl, o in b.orders.items() if o.done]:
+            out.orders[cl] = b.orders.pop(cl)
+        if b.stop_wait_since is not None and now - b.stop_wait_since >= self.t.stop_grace_s:
+            b.stop_wait_since = None  # the broker's stop did not fill: exit ourselves
+            if b.pos is not None and self._closable(b) > 0:
+                _, reason = b.exits.effective_stop(b.pos.side) if b.exits else (None, None)
+                self._want_exit(b, b.pos.qty, reason or "stop_loss")
+        if b.want_exit:
+            if not b.backoff.ready(now):
+                b.phase = EXIT_PENDING
+                return
+            stop = b.active_stop()
+            if stop is not None:
+                if not stop.cancel_sent:
+                    stop.cancel_sent = True
+                    out.cancel.append(stop.cl)
+                    out.orders[stop.cl] = stop
+                self._phase(b, EXIT_PENDING, now)
+                return
+            closable = self._closable(b)
+            for r in b.want_exit:
+                q = min(r.qty, closable)
+                if q > 0:
+                    self._send(b, r, q, now, out)
+                    closable -= q
+            b.want_exit.clear()
+        working = [o for o in b.orders.values() if o.role == "exit"]
+        if working:
+            self._phase(b, EXIT_WORKING, now)
+            for o in working:
+                if (
+                    not o.terminal
+                    and not o.cancel_sent
+                    and now - o.placed_ts >= self.t.exit_timeout_s
+                ):
+                    o.cancel_sent = True
+                    out.cancel.append(o.cl)
+                    out.orders[o.cl] = o
+            return
+        if b.phase == EXIT_WORKING:
+            self._phase(b, CONFIRM_FLAT, now)
+        if b.phase == CONFIRM_FLAT:
+            agreed = b.broker_net is not None and b.broker_net == b.net
+            if not agreed and now - b.phase_ts < self.t.confirm_timeout_s:
+                return
+        self._phase(b, IDLE, now)
+        for r in b.want_entry:
+            self._send(b, r, r.qty, now, out)
+        b.want_entry.clear()
+        self._maintain_stop(b, now, out)
+
+    @staticmethod
+    def _phase(b: LiveBook, phase: str, now: float) -> None:
+        if b.phase != phase:
+            b.phase, b.phase_ts = phase, now
+
+    def _maintain_stop(self, b: LiveBook, now: float, out: LiveOutcome) -> None:
+        """Keep one stop at the broker at the pair's effective stop for the booked quantity."""
+        stop = b.active_stop()
+        pending_stop = b.orders.get(b.stop_cl) if b.stop_cl else None
+        level: int | None = None
+        if b.pos is not None and b.exits is not None:
+            level, _ = b.exits.effective_stop(b.pos.side)
+        if stop is not None:
+            stale = level is None or stop.qty != (b.pos.qty if b.pos else 0)
+            moved = level is not None and stop.stop != level
+            if not stop.cancel_sent and (
+                stale or (moved and now - b.stop_moved_ts >= self.t.stop_move_s)
+            ):
+                stop.cancel_sent = True
+                out.cancel.append(stop.cl)
+                out.orders[stop.cl] = stop
+            return
+        if pending_stop is not None and not pending_stop.done:
+            return  # the old stop ended but its fills are not booked yet
+        if level is None or b.pos is None or not b.backoff.ready(now):
+            return
+        if b.last_tick is not None and b.pos.side * (b.last_tick - level) <= 0:
+            return  # already through the market: the pair's own stop logic exits
+        _, reason = b.exits.effective_stop(b.pos.side) if b.exits else (None, None)
+        self.seq += 1
+        r = Request("stop", b.pos.side, b.pos.qty, reason or "stop_loss", f"p{self.seq}")
+        b.stop_cl = self._send(b, r, b.pos.qty, now, out, stop=level)
+        b.stop_moved_ts = now
+
+    def _send(
+        self,
+        b: LiveBook,
+        r: Request,
+        qty: int,
+        now: float,
+        out: LiveOutcome,
+        stop: int | None = None,
+    ) -> str:
+        cl = f"{self.t.tag}-{r.origin}" + (f".{r.attempt}" if r.attempt else "")
+        closing = r.role in REDUCING_ROLES
+        side = order_side(r.side, closing=closing)
+        o = LiveOrder(cl, r.role, side, qty, r.reason, now, stop=stop, signal_id=r.signal_id)
+        b.orders[cl] = out.orders[cl] = o
+        out.place.append(
+            OrderRequest(
+                cl_ord_id=cl,
+                account=self.t.account,
+                symbol=b.symbol,
+                side=side,  # type: ignore[arg-type]
+                qty=qty,
+                order_type="stop" if stop is not None else "market",
+                stop_price=None if stop is None else float(b.money.price(stop)),
+                priority=_PRIORITY.get(r.role, Priority.ENTRY),
+                pair_key=self.key,
+                created_ts=now,
+            )
+        )
+        out.symbols.add(b.symbol)
+        return cl
+
+    def _find(self, cl: str | None) -> tuple[LiveBook | None, LiveOrder | None]:
+        if cl is None:
+            return None, None
+        for b in self.books.values():
+            o = b.orders.get(cl)
+            if o is not None:
+                return b, o
+        return None, None
+
+    # -- views and persistence ------------------------------------------------------------------
+
+    def view(self, symbol: str) -> dict[str, Any] | None:
+        b = self.books.get(symbol)
+        if b is None or b.pos is None:
+            return None
+        pos, m = b.pos, b.money
+        last = b.last_tick if b.last_tick is not None else pos.last_price
+        stop = b.active_stop()
+        return {
+            "symbol": symbol,
+            "side": "long" if pos.side == LONG else "short",
+            "quantity": pos.qty,
+            "avg_price": float(m.price(pos.avg)),
+            "opened_at": pos.opened_ts,
+            "last_price": float(m.price(last)),
+            "unrealised": float(pos.unrealised(last, m)),
+            "worst_unrealised": float(pos.worst_unrealised),
+            "best_unrealised": float(pos.best_unrealised),
+            "phase": b.phase,
+            "broker_net": b.broker_net,
+            "stop_price": None if stop is None or stop.stop is None else float(m.price(stop.stop)),
+            "working_orders": len(b.orders),
+        }
+
+    def snapshot(self, symbol: str) -> dict[str, Any]:
+        b = self.book(symbol)
+        return {
+            "seq": self.seq,
+            "last_tick": b.last_tick,
+            "pos": _encode(b.pos),
+            "exits": _encode(b.exits),
+            "phase": b.phase,
+            "phase_ts": b.phase_ts,
+            "orders": [o.row() for o in b.orders.values()],
+            "want_exit": [r.row() for r in b.want_exit],
+            "want_entry": [r.row() for r in b.want_entry],
+            "stop_cl": b.stop_cl,
+            "seen_fills": b.seen_fills,
+        }
+
+    def restore(self, symbol: str, snap: dict[str, Any]) -> None:
+        b = self.book(symbol)
+        self.seq = max(self.seq, int(snap.get("seq", 0)))
+        b.last_tick = snap.get("last_tick")
+        b.pos = _decode(Position, snap.get("pos"))
+        b.exits = _decode(ExitState, snap.get("exits"))
+        b.phase, b.phase_ts = snap.get("phase", IDLE), float(snap.get("phase_ts", 0.0))
+        b.orders = {o["cl"]: LiveOrder.of(o) for o in snap.get("orders", [])}
+        b.want_exit = [Request(**r) for r in snap.get("want_exit", [])]
+        b.want_entry = [Request(**r) for r in snap.get("want_entry", [])]
+        b.stop_cl = snap.get("stop_cl")
+        b.seen_fills = list(snap.get("seen_fills", []))
