@@ -1,5 +1,6 @@
 """``justtrades`` command line: ``serve`` (the whole system), ``migrate``, ``sample-alert``,
-``sim-tradovate`` (the protocol-faithful Tradovate simulator)."""
+``sim-tradovate`` and ``sim-tradingview`` (the protocol-faithful Tradovate / TradingView
+simulators)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from actors.broker.tradovate.sim.__main__ import main as sim_main
 
         return sim_main(argv[1:])
+    if argv[:1] == ["sim-tradingview"]:  # its own options: python -m actors.feed.tv_sim
+        from actors.feed.tv_sim.__main__ import main as tv_sim_main
+
+        return tv_sim_main(argv[1:])
     parser = argparse.ArgumentParser(prog="justtrades")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_serve = sub.add_parser("serve", help="start the whole system")
@@ -92,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="upgrade the database schema")
     sub.add_parser("sample-alert", help="print the demo webhook curl")
     sub.add_parser("sim-tradovate", help="run the Tradovate API simulator (see --help after it)")
+    sub.add_parser(
+        "sim-tradingview", help="run the TradingView quote/scanner simulator (see --help after it)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()

@@ -31,3 +31,11 @@ def test_sim_tradovate_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -
         main(["sim-tradovate", "--help"])
     assert exc.value.code == 0
     assert "--faults" in capsys.readouterr().out
+
+
+def test_sim_tradingview_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["sim-tradingview", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--walk" in out and "--heartbeat" in out and "--http-port" in out
