@@ -18,6 +18,11 @@ FEED = "feed"
 BROKER = "broker-paper"
 
 
+def broker_name(broker: str, account_id: int) -> str:
+    """The broker actor serving an account: the one paper actor, or one per Tradovate login."""
+    return BROKER if broker == "paper" else f"broker-{broker}-{account_id}"
+
+
 def host_name(index: int) -> str:
     return f"recorder-host-{index}"
 

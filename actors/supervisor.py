@@ -102,7 +102,13 @@ class Supervisor:
         return (
             ray.remote(RecorderActor)
             .options(**actor_options(name, self.ns))
-            .remote(index, len(self._host_names()), c["database_url"], c["excursion_flush_s"])
+            .remote(
+                index,
+                len(self._host_names()),
+                c["database_url"],
+                c["excursion_flush_s"],
+                namespace=self.ns,
+            )
         )
 
     async def start(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from tests.system import System, running_system
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SYMBOL = "MNQZ5"
-PAPER = "paper"  # the broker account name of a paper account made through the API
+PAPER = "paper-1"  # the broker account name of the first paper account made through the API
 PAPER2 = "paper-2"
 
 

@@ -21,6 +21,9 @@ METHODS = (
     "positions",
     "ping",
     "status",
+    "on_broker_events",
+    "load_traders",
+    "live_positions",
 )
 
 

@@ -28,9 +28,11 @@ from sqlmodel import Session, select
 from actors.instruments import UnknownSymbol, spec_for
 from actors.recorder.columns import SymbolColumns, to_tick_array
 from actors.recorder.config import DcaUnit, RecorderSettings
+from actors.recorder.desk import LiveDesk, Write
 from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_target, evaluate
 from actors.recorder.pair import MinuteBars, Outcome, Pair
 from actors.recorder.records import fill_row, persist_outcomes, position_fields
+from actors.runtime import host_name
 from actors.store import Store, models, repo
 
 log = logging.getLogger("justtrades.host")
@@ -59,7 +61,14 @@ def pair_key(recorder_id: int) -> str:
 class RecorderHost:
     """Actor body. ``ray.remote`` is applied by the supervisor."""
 
-    def __init__(self, index: int, n_hosts: int, database_url: str, flush_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        index: int,
+        n_hosts: int,
+        database_url: str,
+        flush_s: float = 1.0,
+        namespace: str | None = None,
+    ) -> None:
         self.index, self.n_hosts = index, n_hosts
         self.store = Store(database_url)
         self.flush_s = flush_s
@@ -75,6 +84,8 @@ class RecorderHost:
         self.recovered: set[int] = set()
         self.atr_users = False
         self._writes: list[Callable[[Session], None]] | None = None  # a signal batch's writes
+        self.desk = LiveDesk(namespace, host_name(index))
+        self.desk.commit = self._commit
         self._load_all()
         self._recover_pending()
 
@@ -130,6 +141,7 @@ class RecorderHost:
             h.filters.note_pnl(t.closed_at, t.pnl)
         self.recorders[r.id] = self.by_key[pair.key] = h
         self.atr_users = self._needs_bars()
+        self.desk.load(s, r.id, settings)
         return h
 
     def _uninstall(self, recorder_id: int, *, keep_state: bool) -> None:
@@ -137,6 +149,7 @@ class RecorderHost:
         if h is None:
             return
         del self.by_key[h.pair.key]
+        self.desk.unload(recorder_id)
         self.atr_users = self._needs_bars()
         for cols in self.columns.values():
             cols.fold_pair(h.pair.key)
@@ -246,6 +259,7 @@ class RecorderHost:
         except Exception:
             log.critical("host %s could not persist applied state; restarting", self.index)
             os._exit(1)
+        self.desk.send()  # orders go out only once what decided them is durable
 
     def _evaluate_and_apply(
         self, signal_id: int, h: Hosted, intent: dict[str, Any]
@@ -290,16 +304,19 @@ class RecorderHost:
             self.counters["errors"] += 1
             return self._finish(signal_id, h, "rejected", "invalid_signal", str(exc))
         cols.sync(h.pair, h.pair.book(symbol))
+        live = self.desk.on_signal(h.id, signal_id, intent, verdict.entry_sides, now)
         if out.status == "applied":
             entered = any(fl.kind in ("entry", "add") for fl in out.fills)
             h.filters.note_applied(now, entered)
-            return self._finish(signal_id, h, "applied", verdict.reason, None, out, symbol)
+            return self._finish(signal_id, h, "applied", verdict.reason, None, out, symbol, live)
         if out.status == "blocked":
             reason = verdict.reason or "blocked"
-            return self._finish(signal_id, h, "filtered", reason, None, out, symbol)
+            return self._finish(signal_id, h, "filtered", reason, None, out, symbol, live)
         if out.status == "no_price":
-            return self._finish(signal_id, h, "rejected", "no_price", "no price yet", out)
-        return self._finish(signal_id, h, "ignored", out.status, None, out, symbol)
+            return self._finish(
+                signal_id, h, "rejected", "no_price", "no price yet", out, None, live
+            )
+        return self._finish(signal_id, h, "ignored", out.status, None, out, symbol, live)
 
     def _finish(
         self,
@@ -310,6 +327,7 @@ class RecorderHost:
         detail: str | None = None,
         out: Outcome | None = None,
         symbol: str | None = None,
+        live: Write | None = None,
     ) -> dict[str, Any]:
         out = out or Outcome()
         now = time.time()
@@ -318,6 +336,8 @@ class RecorderHost:
             repo.mark_signal(s, signal_id, status, reason=reason, detail=detail, applied_at=now)
             if h is not None and symbol is not None:
                 persist_outcomes(s, [(h.pair, h.id, symbol, out)], signal_id)
+            if live is not None:
+                live(s)
 
         if self._writes is not None:
             self._writes.append(write)  # committed with the batch, before anyone is answered
@@ -352,6 +372,7 @@ class RecorderHost:
         self._ensure_flusher()
         n = 0
         exits: list[tuple[Hosted, str, Outcome]] = []
+        live: list[Write] = []
         for symbol, (tss, prices) in batch.items():
             if not tss:
                 continue
@@ -365,14 +386,58 @@ class RecorderHost:
                     bars.add(ts, p)
             for row, out in cols.apply(tss, ticks):
                 exits.append((self.by_key[row.pair.key], symbol, out))
+            if self.desk.by_key:
+                w = self.desk.on_ticks(symbol, list(tss), ticks.tolist())
+                if w is not None:
+                    live.append(w)
         self.counters["ticks"] += n
         self.counters["batches"] += 1
-        if exits:
+        if exits or live:
             items = [(h.pair, h.id, symbol, out) for h, symbol, out in exits]
-            self._commit(lambda s: persist_outcomes(s, items))
+
+            def write(s: Session) -> None:
+                if items:
+                    persist_outcomes(s, items)
+                for w in live:
+                    w(s)
+
+            self._commit(write)
             for h, _symbol, out in exits:
                 self._count_trades(h, out)
         return n
+
+    # -- live pairs -----------------------------------------------------------------------------
+
+    async def on_broker_events(self, events: list[dict[str, Any]]) -> int:
+        """Order states, fills and positions from a broker actor this host subscribed to."""
+        self._ensure_flusher()
+        write = self.desk.on_events(events, time.time())
+        if write is not None:
+            self._commit(write)
+        else:
+            self.desk.send()
+        return len(events)
+
+    async def load_traders(self, recorder_id: int) -> int:
+        """Rebuild a recorder's live pairs after its traders changed; returns how many run."""
+        self._ensure_flusher()
+        h = self.recorders.get(recorder_id)
+        if h is None:
+            return 0
+        with self.store.read() as s:
+            self.desk.load(s, recorder_id, h.settings)
+        return len(self.desk.by_recorder.get(recorder_id, []))
+
+    async def live_positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
+        return self.desk.positions(recorder_id)
+
+    def _beat(self) -> None:
+        """Timer beat of the live pairs: timeouts, retries, throttled stop moves."""
+        write = self.desk.on_timer(time.time())
+        if write is not None:
+            self._commit(write)
+        else:
+            self.desk.send()
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -384,6 +449,8 @@ class RecorderHost:
         while True:
             await asyncio.sleep(self.flush_s)
             try:
+                if self.desk.by_key:
+                    self._beat()
                 self.flush()
             except Exception:  # keep flushing; the next round retries the same rows
                 log.exception("excursion flush failed")
@@ -438,5 +505,6 @@ class RecorderHost:
             "symbols": sorted(self.columns),
             "last_prices": {k: v[1] for k, v in self.last_price.items()},
             "counters": dict(self.counters),
+            "live": self.desk.status(),
             "uptime_s": time.time() - self.started,
         }

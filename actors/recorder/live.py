@@ -145,6 +145,7 @@ class LivePair:
         self.spec_for = spec_for
         self.books: dict[str, LiveBook] = {}
         self.seq = 0
+        self.signals: list[int] = []  # recent signal ids: a replayed signal plans nothing
 
     def book(self, symbol: str) -> LiveBook:
         b = self.books.get(symbol)
@@ -195,6 +196,9 @@ class LivePair:
         entry_sides: frozenset[int] = frozenset((LONG, SHORT)),
     ) -> LiveOutcome:
         b = self.book(symbol)
+        if signal_id in self.signals:  # re-applied after a restart: its orders exist already
+            return LiveOutcome("duplicate")
+        self.signals = [*self.signals[-255:], signal_id]
         sides = frozenset() if self.t.close_only else entry_sides
         plan = plan_signal(
             self.projected(b),
@@ -212,9 +216,11 @@ class LivePair:
         for i, leg in enumerate(legs):
             origin = f"s{signal_id}-{i}"
             if leg.action == "close":
-                b.want_exit.append(
-                    Request("exit", leg.side, leg.qty, leg.reason, origin, 0, signal_id)
-                )
+                qty = self._unplan_entries(b, leg.side, leg.qty)
+                if qty > 0:
+                    b.want_exit.append(
+                        Request("exit", leg.side, qty, leg.reason, origin, 0, signal_id)
+                    )
             else:
                 role = "entry" if leg.action == "open" else "add"
                 b.want_entry.append(
@@ -222,6 +228,27 @@ class LivePair:
                 )
         self._drive(b, ts, out)
         return out
+
+    @staticmethod
+    def _unplan_entries(b: LiveBook, side: int, qty: int) -> int:
+        """A close first takes back entries decided but not sent yet (newest first); returns
+        what is left to close at the broker."""
+        for r in reversed(list(b.want_entry)):
+            if qty == 0:
+                break
+            if r.side == side:
+                take = min(qty, r.qty)
+                r.qty -= take
+                qty -= take
+                if r.qty == 0:
+                    b.want_entry.remove(r)
+        return qty
+
+    @staticmethod
+    def _entries_in_flight(b: LiveBook) -> bool:
+        """An entry, add or DCA order not settled yet: the booked position is about to change
+        in a way exits and stops must not guess at, so they wait (market orders settle fast)."""
+        return any(o.role not in REDUCING_ROLES and not o.done for o in b.orders.values())
 
     def _cap(self, current: int, legs: tuple[Leg, ...]) -> list[Leg]:
         """Legs within ``max_contracts`` (an entry is trimmed, an add trimmed or dropped)."""
@@ -260,7 +287,7 @@ class LivePair:
             return out
         pos.observe(p, b.money)  # exact excursions of what the broker says we hold
         closable = self._closable(b) - sum(r.qty for r in b.want_exit)
-        if closable > 0:
+        if closable > 0 and not self._entries_in_flight(b):
             shadow = copy.copy(pos)  # the rules run on what is not already closing
             shadow.qty = closable
             res = b.rules.on_tick(shadow, st, p, ts)
@@ -480,7 +507,7 @@ class LivePair:
                 _, reason = b.exits.effective_stop(b.pos.side) if b.exits else (None, None)
                 self._want_exit(b, b.pos.qty, reason or "stop_loss")
         if b.want_exit:
-            if not b.backoff.ready(now):
+            if not b.backoff.ready(now) or self._entries_in_flight(b):
                 b.phase = EXIT_PENDING
                 return
             stop = b.active_stop()
@@ -530,6 +557,8 @@ class LivePair:
 
     def _maintain_stop(self, b: LiveBook, now: float, out: LiveOutcome) -> None:
         """Keep one stop at the broker at the pair's effective stop for the booked quantity."""
+        if any(o.role != "stop" for o in b.orders.values()):
+            return  # orders under way: the booked quantity is about to change
         stop = b.active_stop()
         pending_stop = b.orders.get(b.stop_cl) if b.stop_cl else None
         level: int | None = None
@@ -569,7 +598,9 @@ class LivePair:
         cl = f"{self.t.tag}-{r.origin}" + (f".{r.attempt}" if r.attempt else "")
         closing = r.role in REDUCING_ROLES
         side = order_side(r.side, closing=closing)
-        o = LiveOrder(cl, r.role, side, qty, r.reason, now, stop=stop, signal_id=r.signal_id)
+        o = LiveOrder(
+            cl, r.role, side, qty, r.reason, now, stop=stop, signal_id=r.signal_id, symbol=b.symbol
+        )
         b.orders[cl] = out.orders[cl] = o
         out.place.append(
             OrderRequest(
@@ -626,6 +657,7 @@ class LivePair:
         b = self.book(symbol)
         return {
             "seq": self.seq,
+            "signals": self.signals,
             "last_tick": b.last_tick,
             "pos": _encode(b.pos),
             "exits": _encode(b.exits),
@@ -641,6 +673,7 @@ class LivePair:
     def restore(self, symbol: str, snap: dict[str, Any]) -> None:
         b = self.book(symbol)
         self.seq = max(self.seq, int(snap.get("seq", 0)))
+        self.signals = sorted(set(self.signals) | set(snap.get("signals", [])))[-256:]
         b.last_tick = snap.get("last_tick")
         b.pos = _decode(Position, snap.get("pos"))
         b.exits = _decode(ExitState, snap.get("exits"))

@@ -39,6 +39,7 @@ class LiveOrder:
     broker_reason: str | None = None
     cancel_sent: bool = False
     signal_id: int | None = None
+    symbol: str = ""
 
     @property
     def terminal(self) -> bool:

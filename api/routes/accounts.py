@@ -133,7 +133,8 @@ async def create_account(body: AccountIn, ctx: Context = Depends(get_ctx)) -> Ac
             422, detail={"reason": "unexpected_credentials", "detail": "paper needs none"}
         )
     else:
-        subs = [("paper", PAPER_SUB_ACCOUNT_NAME)]
+        # One paper book per account: accounts sharing a broker-side name would net together.
+        subs = [("paper-{account_id}", PAPER_SUB_ACCOUNT_NAME)]
     acc = await run_in_threadpool(
         repo.create_account,
         ctx.store,

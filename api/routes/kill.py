@@ -6,8 +6,8 @@ broker actor already holds (no broker call).
 
 Mapping accounts to broker actors: today the tree runs one broker actor, the paper one
 (``ctx.broker``). A paper account's broker-side account names are its sub-accounts'
-``broker_account_id`` (every paper account made through the API has one, ``"paper"``: the paper
-login is shared, so killing one such account flattens that shared book). A Tradovate account has
+``broker_account_id`` (every paper account made through the API has one of its own,
+``"paper-<account id>"``, so killing one paper account flattens only its book). A Tradovate account has
 no broker actor yet: it is answered under ``not_connected`` with a 200, never as an error, so a
 caller sees exactly which part of a kill did not happen instead of a failure that hides the part
 that did.

@@ -5,12 +5,15 @@ A user links only their own recorders and accounts; anything else is a 404, exac
 that does not exist. One recorder is linked at most once per sub-account (two traders mirroring
 one recorder into one broker position would fight over it).
 
-These routes only store the links: no actor is told about a change yet (live pairs, which will
-read these rows, do not exist at the time of writing).
+Every change reloads the recorder's live pairs on its host (``load_traders``): an enabled
+trader trades from the next signal on; a disabled one that still holds a position keeps
+managing it close-only until flat (its protective stop stays at the broker meanwhile). A trader
+with an open position cannot be deleted (409): nobody would manage that position any more.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -22,7 +25,19 @@ from actors.store import Trader, repo
 from api.context import Context, get_ctx
 from api.schemas_accounts import TraderIn, TraderOut, TraderPatch
 
+log = logging.getLogger("justtrades.api.traders")
+
 router = APIRouter(prefix="/api/traders", tags=["traders"])
+
+
+async def _reload(ctx: Context, recorder_id: int) -> None:
+    """Tell the recorder's host; an unreachable host loads the links when it (re)starts."""
+    if not ctx.hosts:
+        return
+    try:
+        await ctx.host_for(recorder_id).load_traders.remote(recorder_id)
+    except Exception as exc:  # the row is stored; the host reads it on its next start
+        log.warning("host did not reload traders of recorder %s: %r", recorder_id, exc)
 
 
 def _not_found(what: str = "not_found") -> HTTPException:
@@ -97,6 +112,7 @@ async def create_trader(body: TraderIn, ctx: Context = Depends(get_ctx)) -> Trad
         trader = await _create(ctx, body, sub_id)
     except IntegrityError as exc:  # a concurrent request linked the same pair first
         raise HTTPException(409, detail={"reason": "trader_exists"}) from exc
+    await _reload(ctx, trader.recorder_id)
     return TraderOut.of(trader)
 
 
@@ -148,6 +164,7 @@ async def update_trader(
         raise HTTPException(409, detail={"reason": "trader_exists"}) from exc
     if updated is None:
         raise _not_found()
+    await _reload(ctx, updated.recorder_id)
     return TraderOut.of(updated)
 
 
@@ -168,5 +185,47 @@ async def _update(
 
 @router.delete("/{trader_id}", status_code=204)
 async def delete_trader(trader_id: int, ctx: Context = Depends(get_ctx)) -> None:
-    await run_in_threadpool(_owned_trader, ctx, trader_id)
+    trader = await run_in_threadpool(_owned_trader, ctx, trader_id)
+
+    def holding() -> bool:
+        with ctx.store.read() as s:
+            return any(
+                p.trader_id == trader_id and p.quantity
+                for p in repo.open_positions(s, trader.recorder_id)
+            )
+
+    if await run_in_threadpool(holding):
+        raise HTTPException(
+            409,
+            detail={
+                "reason": "trader_has_position",
+                "detail": "disable the trader (it then only closes) and wait until it is flat",
+            },
+        )
     await run_in_threadpool(repo.delete_trader, ctx.store, trader_id)
+    await _reload(ctx, trader.recorder_id)
+
+
+@router.get(
+    "/{trader_id}/orders",
+    summary="The trader's orders, newest first (rejections keep the broker's reason)",
+)
+async def trader_orders(
+    trader_id: int, status: str | None = Query(None), ctx: Context = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    await run_in_threadpool(_owned_trader, ctx, trader_id)
+
+    def read() -> list[dict[str, Any]]:
+        with ctx.store.read() as s:
+            return [o.model_dump() for o in repo.list_orders(s, trader_id=trader_id, status=status)]
+
+    return await run_in_threadpool(read)
+
+
+@router.get("/{trader_id}/positions", summary="The trader's live positions (from broker fills)")
+async def trader_positions(trader_id: int, ctx: Context = Depends(get_ctx)) -> list[dict[str, Any]]:
+    trader = await run_in_threadpool(_owned_trader, ctx, trader_id)
+    if not ctx.hosts:
+        return []
+    rows = await ctx.host_for(trader.recorder_id).live_positions.remote(trader.recorder_id)
+    return [r for r in rows if r.get("trader_id") == trader_id]

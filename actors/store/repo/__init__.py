@@ -32,6 +32,7 @@ from actors.store.repo.accounts import (
     update_trader,
     upsert_sub_accounts,
 )
+from actors.store.repo.orders import list_orders, upsert_orders
 from actors.store.repo.positions import (
     load_positions,
     open_positions,
@@ -82,6 +83,7 @@ __all__ = [
     "get_user_by_name",
     "insert_signal",
     "list_accounts",
+    "list_orders",
     "list_recorders",
     "list_signals",
     "list_sub_accounts",
@@ -99,6 +101,7 @@ __all__ = [
     "update_account",
     "update_recorder",
     "update_trader",
+    "upsert_orders",
     "upsert_position",
     "upsert_positions",
     "upsert_sub_accounts",

@@ -45,7 +45,8 @@ def create_account(
     sub_accounts: Iterable[tuple[str, str]] = (),
 ) -> Account:
     """Create an account and, in the same transaction, its initial ``(broker_account_id,
-    name)`` sub-accounts (a paper account gets its one sub-account this way)."""
+    name)`` sub-accounts (a paper account gets its one sub-account this way).
+    ``{account_id}`` in a ``broker_account_id`` becomes the new account's id."""
 
     def fn(s: Session) -> Account:
         acc = Account(
@@ -59,7 +60,13 @@ def create_account(
         s.flush()
         assert acc.id is not None
         for broker_account_id, sub_name in sub_accounts:
-            s.add(SubAccount(account_id=acc.id, broker_account_id=broker_account_id, name=sub_name))
+            s.add(
+                SubAccount(
+                    account_id=acc.id,
+                    broker_account_id=broker_account_id.format(account_id=acc.id),
+                    name=sub_name,
+                )
+            )
         s.flush()
         return acc
 

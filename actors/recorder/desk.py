@@ -1,0 +1,390 @@
+"""LiveDesk: the live pairs (traders) of one recorder host, and their wiring to broker actors.
+
+The host owns one desk. The desk builds a :class:`~.live.LivePair` per trader of each hosted
+recorder (enabled traders, plus disabled ones that still hold a position, which run close-only
+until flat), routes signals, ticks, broker events and timer beats to them, turns their outcomes
+into store writes, and sends their orders.
+
+Durable before sent: a pair's new orders go to the :attr:`outbox`; the host commits the writes
+(order rows, the pair's snapshot with its id counter) and only then calls :meth:`send`. A crash
+in between loses nothing that reached a broker, and a replayed signal plans nothing twice
+(the pair remembers recent signal ids).
+
+Order answers come back twice, as the ``place`` call's result and as the broker actor's event
+stream (:meth:`~actors.broker.actor.BrokerActor.subscribe`); the pair treats both as the same
+news. A place whose outcome is unknown (the broker actor died mid-call) is left pending: the
+exit timeout cancels it, and a cancel the broker answers with "unknown order" settles it as
+never placed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import ray
+from sqlmodel import Session
+
+from actors.broker.base import OrderRequest, OrderState, UnknownOrder
+from actors.instruments import spec_for
+from actors.recorder.config import RecorderSettings
+from actors.recorder.live import LiveOutcome, LivePair, Trader
+from actors.recorder.live_orders import LiveOrder
+from actors.recorder.records import fill_row
+from actors.runtime import broker_name
+from actors.store import models, repo
+
+log = logging.getLogger("justtrades.desk")
+
+Write = Callable[[Session], None]
+RESUBSCRIBE_S = 10.0
+
+
+def live_key(recorder_id: int, trader_id: int) -> str:
+    return f"r{recorder_id}:t{trader_id}"
+
+
+@dataclass(slots=True)
+class LiveHosted:
+    trader_id: int
+    recorder_id: int
+    account_id: int
+    sub_account_id: int | None
+    broker: str  # broker actor name
+    pair: LivePair
+    enabled: bool
+
+
+def broker_account(broker: str, sub: models.SubAccount) -> str:
+    """The account name orders carry: Tradovate's ``accountSpec`` is the account *name* (its
+    entity id is looked up by the adapter); a paper account's is its broker account id."""
+    return sub.name if broker == "tradovate" else sub.broker_account_id
+
+
+def trader_settings(base: RecorderSettings, overrides: dict[str, Any]) -> RecorderSettings:
+    """The recorder's settings with the trader's take-profit / stop-loss overrides."""
+    if not overrides:
+        return base
+    data = base.model_dump()
+    data.update({k: v for k, v in overrides.items() if k in ("take_profit", "stop_loss")})
+    return RecorderSettings.model_validate(data)
+
+
+class LiveDesk:
+    def __init__(self, namespace: str | None, listener: str) -> None:
+        self.namespace = namespace
+        self.listener = listener  # this host's actor name, for broker event subscriptions
+        self.by_recorder: dict[int, list[LiveHosted]] = {}
+        self.by_key: dict[str, LiveHosted] = {}
+        self.outbox: list[tuple[LiveHosted, str, Any]] = []  # (pair, "place"|"cancel", payload)
+        self.handles: dict[str, Any] = {}
+        self.subscribed_at: dict[str, float] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.counts = {"placed": 0, "cancels": 0, "send_errors": 0, "rejections": 0}
+        self.commit: Callable[[Write], None] = lambda w: None  # set by the host
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def load(self, s: Session, recorder_id: int, settings: RecorderSettings) -> None:
+        """(Re)build the live pairs of one recorder from the store."""
+        self.unload(recorder_id)
+        positions = {
+            p.pair_key: p for p in repo.load_positions(s, [recorder_id]) if p.trader_id is not None
+        }
+        hosted: list[LiveHosted] = []
+        for t in repo.list_traders(s, recorder_id=recorder_id):
+            assert t.id is not None
+            key = live_key(recorder_id, t.id)
+            rows = [p for k, p in positions.items() if k == key]
+            holding = any(p.quantity for p in rows) or any(
+                (p.state or {}).get("orders") for p in rows
+            )
+            if not t.enabled and not holding:
+                continue
+            account = repo.get_account(s, t.account_id)
+            sub = repo.get_sub_account(s, t.sub_account_id) if t.sub_account_id else None
+            if account is None or sub is None:
+                log.warning("trader %s has no account/sub-account; not loaded", t.id)
+                continue
+            trader = Trader(
+                key=key,
+                tag=f"jt{recorder_id}t{t.id}",
+                account=broker_account(account.broker, sub),
+                multiplier=Fraction(repr(t.multiplier)),
+                max_contracts=t.max_contracts,
+                close_only=t.close_only or not t.enabled,
+            )
+            pair = LivePair(trader, trader_settings(settings, t.overrides or {}), spec_for)
+            for p in rows:
+                if p.state:
+                    pair.restore(p.symbol, p.state)
+            lh = LiveHosted(
+                t.id,
+                recorder_id,
+                t.account_id,
+                t.sub_account_id,
+                broker_name(account.broker, t.account_id),
+                pair,
+                t.enabled,
+            )
+            hosted.append(lh)
+            self.by_key[key] = lh
+        if hosted:
+            self.by_recorder[recorder_id] = hosted
+
+    def unload(self, recorder_id: int) -> None:
+        for lh in self.by_recorder.pop(recorder_id, []):
+            self.by_key.pop(lh.pair.key, None)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_signal(
+        self,
+        recorder_id: int,
+        signal_id: int,
+        intent: dict[str, Any],
+        entry_sides: frozenset[int],
+        now: float,
+    ) -> Write | None:
+        outs = []
+        for lh in self.by_recorder.get(recorder_id, []):
+            out = lh.pair.on_signal(
+                intent["symbol"],
+                now,
+                intent["kind"],
+                signal_id,
+                quantity=intent.get("quantity"),
+                target=intent.get("target"),
+                entry_sides=entry_sides,
+            )
+            outs.append((lh, out))
+        return self._collect(outs, signal_id)
+
+    def on_ticks(self, symbol: str, tss: list[float], ticks: list[int]) -> Write | None:
+        outs = []
+        for lh in self.by_key.values():
+            b = lh.pair.books.get(symbol)
+            if b is None or (b.pos is None and not b.orders and not b.want_entry):
+                continue
+            for ts, p in zip(tss, ticks, strict=True):
+                out = lh.pair.on_tick_ticks(b, ts, p)
+                if out.place or out.cancel or out.orders or out.fills or out.symbols:
+                    outs.append((lh, out))
+        return self._collect(outs)
+
+    def on_events(self, events: list[dict[str, Any]], now: float) -> Write | None:
+        outs = []
+        for ev in events:
+            lh = self.by_key.get(ev.get("pair_key") or "")
+            if lh is not None:
+                outs.append((lh, lh.pair.on_event(ev, now)))
+                continue
+            for lh in self._by_account(ev):
+                if ev.get("type") == "fill":  # not sent by a pair: a kill switch flatten
+                    outs.append((lh, lh.pair.on_event({**ev, "reason": "kill_switch"}, now)))
+                elif ev.get("type") == "position":
+                    outs.append((lh, lh.pair.on_event(ev, now)))
+        return self._collect(outs)
+
+    def _by_account(self, ev: dict[str, Any]) -> list[LiveHosted]:
+        """Live pairs trading the event's (broker, account, symbol). A foreign fill is only
+        booked when exactly one pair trades that contract there (otherwise nobody can tell
+        whose it is: the reconciler shows the drift)."""
+        found = [
+            lh
+            for lh in self.by_key.values()
+            if lh.broker == ev.get("broker")
+            and lh.pair.t.account == ev.get("account")
+            and ev.get("symbol") in lh.pair.books
+        ]
+        if ev.get("type") == "fill" and len(found) != 1:
+            return []
+        return found
+
+    def on_timer(self, now: float) -> Write | None:
+        for name, at in list(self.subscribed_at.items()):
+            if now - at >= RESUBSCRIBE_S:  # a restarted broker actor forgot its subscribers
+                self._subscribe(name, now)
+        return self._collect([(lh, lh.pair.on_timer(now)) for lh in self.by_key.values()])
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _collect(
+        self, outs: list[tuple[LiveHosted, LiveOutcome]], signal_id: int | None = None
+    ) -> Write | None:
+        """Queue the orders to send and return the write that must commit first."""
+        fills: list[dict[str, Any]] = []
+        trades: list[dict[str, Any]] = []
+        orders: dict[str, dict[str, Any]] = {}
+        positions: dict[tuple[str, str], dict[str, Any]] = {}
+        for lh, out in outs:
+            ids = {
+                "pair_key": lh.pair.key,
+                "recorder_id": lh.recorder_id,
+                "trader_id": lh.trader_id,
+                "signal_id": signal_id,
+            }
+            fills += [{**fill_row(f), **ids, "order_id": None} for f in out.fills]
+            trades += [{**t.row(), **ids} for t in out.trades]
+            for o in out.orders.values():
+                orders[o.cl] = self._order_row(lh, o)
+            for sym in out.symbols | {f.symbol for f in out.fills}:
+                positions[(lh.pair.key, sym)] = self._position_row(lh, sym)
+            self.counts["rejections"] += len(out.rejections)
+            self.outbox += [(lh, "place", order) for order in out.place]
+            self.outbox += [(lh, "cancel", cl) for cl in out.cancel]
+        if not (fills or trades or orders or positions):
+            return None
+
+        def write(s: Session) -> None:
+            if fills:
+                s.execute(models.Fill.__table__.insert(), fills)  # type: ignore[attr-defined]
+            if trades:
+                s.execute(models.Trade.__table__.insert(), trades)  # type: ignore[attr-defined]
+            repo.upsert_orders(s, list(orders.values()))
+            repo.upsert_positions(s, list(positions.values()))
+
+        return write
+
+    @staticmethod
+    def _order_row(lh: LiveHosted, o: LiveOrder) -> dict[str, Any]:
+        money = lh.pair.book(o.symbol).money
+        return {
+            "pair_key": lh.pair.key,
+            "recorder_id": lh.recorder_id,
+            "trader_id": lh.trader_id,
+            "account_id": lh.account_id,
+            "sub_account_id": lh.sub_account_id,
+            "cl_ord_id": o.cl,
+            "symbol": o.symbol,
+            "side": o.side,
+            "quantity": o.qty,
+            "order_type": "stop" if o.stop is not None else "market",
+            "stop_price": None if o.stop is None else float(money.price(o.stop)),
+            "status": o.status,
+            "broker_order_id": o.broker_order_id,
+            "reason": o.broker_reason,
+            "created_at": o.placed_ts,
+        }
+
+    @staticmethod
+    def _position_row(lh: LiveHosted, symbol: str) -> dict[str, Any]:
+        view = lh.pair.view(symbol)
+        row: dict[str, Any] = {
+            "pair_key": lh.pair.key,
+            "symbol": symbol,
+            "recorder_id": lh.recorder_id,
+            "trader_id": lh.trader_id,
+            "state": lh.pair.snapshot(symbol),
+            "updated_at": time.time(),
+        }
+        if view is None:
+            row.update(side="flat", quantity=0, avg_price=0.0, unrealised=0.0)
+        else:
+            for k in (
+                "side",
+                "quantity",
+                "avg_price",
+                "opened_at",
+                "last_price",
+                "unrealised",
+                "worst_unrealised",
+                "best_unrealised",
+            ):
+                row[k] = view[k]
+        return row
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _handle(self, name: str) -> Any:
+        h = self.handles.get(name)
+        if h is None:
+            h = self.handles[name] = ray.get_actor(name, namespace=self.namespace)
+            self._subscribe(name, time.time())
+        return h
+
+    def _subscribe(self, name: str, now: float) -> None:
+        self.subscribed_at[name] = now
+        handle = self.handles.get(name)
+        if handle is not None:
+            handle.subscribe.remote(self.listener)
+
+    def send(self) -> None:
+        """Send the outbox (call only after its writes committed)."""
+        box, self.outbox = self.outbox, []
+        for lh, kind, payload in box:
+            try:
+                handle = self._handle(lh.broker)
+            except ValueError as exc:  # no such broker actor (not connected)
+                self.counts["send_errors"] += 1
+                if kind == "place":
+                    self._answer(lh, payload.cl_ord_id, "rejected", 0, f"no_broker: {exc}")
+                continue
+            if kind == "place":
+                self.counts["placed"] += 1
+                ref = handle.place.remote(payload)
+            else:
+                self.counts["cancels"] += 1
+                ref = handle.cancel.remote(payload)
+            task = asyncio.get_running_loop().create_task(self._await(lh, kind, payload, ref))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _await(self, lh: LiveHosted, kind: str, payload: Any, ref: Any) -> None:
+        cl = payload.cl_ord_id if isinstance(payload, OrderRequest) else str(payload)
+        try:
+            state: OrderState = await ref
+        except UnknownOrder:
+            self._answer(lh, cl, "cancelled", 0, "unknown_at_broker")
+            return
+        except Exception as exc:  # outcome unknown: the sync stream or a timeout settles it
+            if isinstance(getattr(exc, "cause", None), UnknownOrder) or "UnknownOrder" in repr(exc):
+                self._answer(lh, cl, "cancelled", 0, "unknown_at_broker")
+                return
+            self.counts["send_errors"] += 1
+            log.warning("%s %s: outcome unknown (%r)", kind, cl, exc)
+            return
+        self._answer(lh, cl, state.status, state.filled_qty, state.reason, state.broker_order_id)
+
+    def _answer(
+        self,
+        lh: LiveHosted,
+        cl: str,
+        status: str,
+        filled: int,
+        reason: str | None,
+        broker_order_id: str | None = None,
+    ) -> None:
+        out = lh.pair.on_order(cl, status, filled, reason, broker_order_id, time.time())
+        write = self._collect([(lh, out)])
+        if write is not None:
+            self.commit(write)
+        self.send()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
+        out = []
+        for lh in self.by_key.values():
+            if recorder_id is not None and lh.recorder_id != recorder_id:
+                continue
+            for symbol in lh.pair.busy_symbols():
+                view = lh.pair.view(symbol)
+                if view is not None:
+                    out.append(
+                        {
+                            "recorder_id": lh.recorder_id,
+                            "trader_id": lh.trader_id,
+                            "pair_key": lh.pair.key,
+                            **view,
+                        }
+                    )
+        return out
+
+    def status(self) -> dict[str, Any]:
+        return {"live_pairs": len(self.by_key), **self.counts}

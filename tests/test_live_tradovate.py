@@ -1,0 +1,209 @@
+"""Copy trading end to end: one recorder, three traders (×1, ×2, ×3) on three accounts of one
+Tradovate login, against the Tradovate simulator over real sockets, through real Ray actors
+(a recorder host and a broker actor) and a SQLite store.
+
+After each step (buy, add, reverse, take profit, stop loss) every account's position at the
+simulated broker equals its live pair's position, and every order that closed a short was a buy.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors.broker.actor import BrokerActor
+from actors.broker.tradovate.adapter import TradovateConfig
+from actors.broker.tradovate.auth import Credentials, Endpoints
+from actors.broker.tradovate.sim import SimConfig, SimServer, SimUser
+from actors.recorder.actor import RecorderActor
+from actors.recorder.config import RecorderSettings, StopLoss, TakeProfit, TakeProfitTarget
+from actors.runtime import actor_options, broker_name, host_name
+from actors.store import Store, repo
+from tests.system import ensure_ray
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SYMBOL = "MNQZ6"
+ACCOUNTS = ["DEMO0001", "DEMO0002", "DEMO0003"]
+MULTIPLIERS = [1.0, 2.0, 3.0]
+SETTINGS = RecorderSettings(
+    take_profit=TakeProfit(targets=[TakeProfitTarget(value=20, trim=100)]),
+    stop_loss=StopLoss(value=12),
+)
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Tree:
+    """The pieces under test, with helpers that drive and read them."""
+
+    def __init__(self, sim: SimServer, store: Store, host: Any, broker: Any, rid: int) -> None:
+        self.sim, self.store, self.host, self.broker, self.rid = sim, store, host, broker, rid
+        self.ts = time.time()
+        self.signals = 0
+
+    def price(self, price: float) -> None:
+        """The broker sees a price first (as a live market would), then the host."""
+        self.sim.push_prices([{"symbol": SYMBOL, "price": price}])
+        self.ts += 1.0
+        ray.get(self.host.on_ticks.remote({SYMBOL: ([self.ts], [price])}))
+
+    def signal(self, action: str, quantity: int | None = None) -> dict[str, Any]:
+        self.ts += 1.0
+        row, _ = repo.insert_signal(
+            self.store,
+            recorder_id=self.rid,
+            raw_body=b"{}",
+            content_type="application/json",
+            remote_addr=None,
+            dedupe_key=None,
+            window_s=0,
+            now=self.ts,
+        )
+        intent = {
+            "kind": action,
+            "quantity": quantity,
+            "target": None,
+            "price": None,
+            "symbol": SYMBOL,
+            "signal_time": None,
+            "received_at": self.ts,
+        }
+        return ray.get(self.host.on_signal.remote(row.id, self.rid, intent))
+
+    def broker_nets(self) -> list[int]:
+        positions = ray.get(self.broker.positions.remote())
+        nets = {p.account: p.net_pos for p in positions if p.symbol == SYMBOL}
+        return [nets.get(a, 0) for a in ACCOUNTS]
+
+    def live(self) -> list[dict[str, Any]]:
+        return ray.get(self.host.live_positions.remote(self.rid))
+
+    def pair_nets(self) -> list[int]:
+        by_trader = {
+            r["trader_id"]: (1 if r["side"] == "long" else -1) * r["quantity"] for r in self.live()
+        }
+        return [by_trader.get(t, 0) for t in (1, 2, 3)]
+
+    def settled(self, want: list[int]) -> Callable[[], bool]:
+        def check() -> bool:
+            rows = self.live()
+            idle = all(r["phase"] == "IDLE" and r["working_orders"] <= 1 for r in rows)
+            return idle and self.broker_nets() == want and self.pair_nets() == want
+
+        return check
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
+    ensure_ray()
+    ns = f"jt-live-{uuid.uuid4().hex[:8]}"
+    sim = SimServer(SimConfig(users=[SimUser(accounts=list(ACCOUNTS))])).start()
+    url = f"sqlite:///{Path(tmp_path_factory.mktemp('live')) / 'jt.db'}"
+    store = Store(url)
+    store.migrate()
+    user = repo.ensure_local_user(store)
+    assert user.id is not None
+    rec = repo.create_recorder(store, user.id, "copy", SYMBOL, SETTINGS)
+    acc = repo.create_account(
+        store,
+        user.id,
+        "tradovate",
+        "TV",
+        "demo",
+        None,
+        [(str(i + 1), name) for i, name in enumerate(ACCOUNTS)],
+    )
+    assert rec.id is not None and acc.id is not None
+    with store.read() as s:
+        subs = repo.list_sub_accounts(s, acc.id)
+    for sub, mult in zip(subs, MULTIPLIERS, strict=True):
+        repo.create_trader(store, user.id, rec.id, acc.id, sub.id, multiplier=mult)
+    creds = Credentials("simuser", "simpass", "JustTrades", "1.0", 0, "sec", "device-live")
+    config = TradovateConfig(
+        credentials=creds,
+        endpoints=Endpoints.local(sim.base_url.removesuffix("/v1")),
+        stale_s=5.0,
+        cancel_wait_s=3.0,
+    )
+    broker = (
+        ray.remote(BrokerActor)
+        .options(**actor_options(broker_name("tradovate", acc.id), ns))
+        .remote(
+            name=broker_name("tradovate", acc.id),
+            kind="tradovate",
+            tradovate=config,
+            namespace=ns,
+        )
+    )
+    host = (
+        ray.remote(RecorderActor)
+        .options(**actor_options(host_name(0), ns))
+        .remote(0, 1, url, 0.2, namespace=ns)
+    )
+    ray.get([broker.ping.remote(), host.ping.remote()])
+    t = Tree(sim, store, host, broker, rec.id)
+    try:
+        yield t
+    finally:
+        for actor in (host, broker):
+            ray.kill(actor)
+        sim.stop()
+        store.dispose()
+
+
+def test_three_traders_follow_buy_add_reverse_tp_and_stop(tree: Tree) -> None:
+    tree.price(20000.0)
+    tree.signal("buy")
+    until(tree.settled([1, 2, 3]), "buy: 1, 2, 3 long")
+    stops = ray.get(tree.host.live_positions.remote(tree.rid))
+    assert sorted(r["stop_price"] for r in stops) == [19997.0] * 3  # 12 ticks of 0.25 below
+
+    tree.price(20001.0)
+    tree.signal("buy")  # add
+    until(tree.settled([2, 4, 6]), "add: 2, 4, 6 long")
+
+    tree.price(20002.0)
+    tree.signal("sell")  # reverse
+    until(tree.settled([-1, -2, -3]), "reverse: 1, 2, 3 short")
+
+    tree.price(19996.0)  # 24 ticks in the short's favour: take profit (20 ticks)
+    until(tree.settled([0, 0, 0]), "take profit: flat")
+
+    tree.price(19996.0)
+    tree.signal("buy")
+    until(tree.settled([1, 2, 3]), "buy again")
+    tree.price(19992.0)  # 16 ticks against the long: the stop at the broker fires
+    until(tree.settled([0, 0, 0]), "stop loss: flat")
+
+    with tree.store.read() as s:
+        orders = repo.list_orders(s, recorder_id=tree.rid, limit=1000)
+        trades = [t for t in repo.list_trades(s, tree.rid, limit=1000) if t.trader_id]
+    by_cl = {o.cl_ord_id: o for o in orders}
+    assert len(by_cl) == len(orders), "an order row per client order id"
+    short_exits = [o for o in orders if o.status == "filled" and "s3-0" in o.cl_ord_id]
+    assert len(short_exits) == 3 and all(o.side == "sell" for o in short_exits)  # long closed
+    reasons = sorted({t.reason for t in trades})
+    assert reasons == ["reverse", "stop_loss", "tp1"], reasons
+    tp = [t for t in trades if t.reason == "tp1"]
+    assert sorted(t.quantity for t in tp) == [1, 2, 3] and all(t.side == "short" for t in tp)
+    # tick-decided exits ("-x" ids) were the take profits of the shorts: buys, one per account
+    tp_orders = [o for o in orders if o.status == "filled" and "-x" in o.cl_ord_id]
+    assert len(tp_orders) == 3 and all(o.side == "buy" for o in tp_orders)
+    assert sorted(o.quantity for o in tp_orders) == [1, 2, 3]
+    stops = [o for o in orders if o.order_type == "stop" and o.status == "filled"]
+    assert sorted((o.side, o.quantity) for o in stops) == [("sell", 1), ("sell", 2), ("sell", 3)]
+    stop_fills = [t for t in trades if t.reason == "stop_loss"]
+    assert sorted(t.quantity for t in stop_fills) == [1, 2, 3]
