@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import ray
 
@@ -137,6 +138,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
         endpoints=Endpoints.local(sim.base_url.removesuffix("/v1")),
         stale_s=5.0,
         cancel_wait_s=3.0,
+        rate_limit_base_s=0.2,  # 429 back-off (10 s by default) scaled down for the test
+        reconnect_initial_s=0.2,
     )
     broker = (
         ray.remote(BrokerActor)
@@ -191,19 +194,74 @@ def test_three_traders_follow_buy_add_reverse_tp_and_stop(tree: Tree) -> None:
     with tree.store.read() as s:
         orders = repo.list_orders(s, recorder_id=tree.rid, limit=1000)
         trades = [t for t in repo.list_trades(s, tree.rid, limit=1000) if t.trader_id]
-    by_cl = {o.cl_ord_id: o for o in orders}
-    assert len(by_cl) == len(orders), "an order row per client order id"
-    short_exits = [o for o in orders if o.status == "filled" and "s3-0" in o.cl_ord_id]
-    assert len(short_exits) == 3 and all(o.side == "sell" for o in short_exits)  # long closed
-    reasons = sorted({t.reason for t in trades})
-    assert reasons == ["reverse", "stop_loss", "tp1"], reasons
-    tp = [t for t in trades if t.reason == "tp1"]
-    assert sorted(t.quantity for t in tp) == [1, 2, 3] and all(t.side == "short" for t in tp)
-    # tick-decided exits ("-x" ids) were the take profits of the shorts: buys, one per account
-    tp_orders = [o for o in orders if o.status == "filled" and "-x" in o.cl_ord_id]
-    assert len(tp_orders) == 3 and all(o.side == "buy" for o in tp_orders)
-    assert sorted(o.quantity for o in tp_orders) == [1, 2, 3]
+        fills = [f for f in _fills(s, tree.rid) if f.trader_id]
+    assert len({o.cl_ord_id for o in orders}) == len(orders), "one row per client order id"
+    for trader_id, mult in zip((1, 2, 3), MULTIPLIERS, strict=True):
+        mine = [t for t in trades if t.trader_id == trader_id]
+        by_reason: dict[str, int] = {}
+        for t in mine:
+            by_reason[t.reason] = by_reason.get(t.reason, 0) + t.quantity
+        assert by_reason == {"reverse": 2 * mult, "tp1": mult, "stop_loss": mult}, by_reason
+        assert [t.side for t in sorted(mine, key=lambda t: t.closed_at)][:1] == ["long"]
+        assert {t.side for t in mine if t.reason == "tp1"} == {"short"}
+    exits = {(f.trader_id, f.ts): f.side for f in fills if f.kind == "exit"}
+    for t in trades:  # the order that closed a short bought; the one that closed a long sold
+        assert exits[(t.trader_id, t.closed_at)] == ("buy" if t.side == "short" else "sell")
     stops = [o for o in orders if o.order_type == "stop" and o.status == "filled"]
-    assert sorted((o.side, o.quantity) for o in stops) == [("sell", 1), ("sell", 2), ("sell", 3)]
-    stop_fills = [t for t in trades if t.reason == "stop_loss"]
-    assert sorted(t.quantity for t in stop_fills) == [1, 2, 3]
+    assert stops and all(o.side == "sell" for o in stops)  # protective stops of the longs
+
+
+def faults(tree: Tree, **changes: Any) -> None:
+    r = httpx.post(f"{tree.sim.admin_url}/faults", json=changes, timeout=10)
+    assert r.status_code == 200, r.text
+
+
+def test_faults_lose_no_order_and_never_duplicate_fills(tree: Tree) -> None:
+    """Penalty tickets, a 429 burst, token expiry and a websocket drop in the middle of
+    trading: every account still ends equal to its pair, no fill is booked twice, and the
+    limiter never went over its budget. A refused entry leaves no position and a stored
+    rejection with the broker's reason."""
+    tree.price(20000.0)
+    assert tree.settled([0, 0, 0])()
+    faults(tree, penalty_count=2, penalty_p_time=1)
+    tree.signal("buy")
+    until(tree.settled([1, 2, 3]), "buy through penalty tickets")
+
+    faults(tree, http429_count=3)
+    tree.signal("buy")
+    until(tree.settled([2, 4, 6]), "add through a 429 burst")
+
+    faults(tree, expire_tokens_now=True)
+    tree.signal("close")
+    until(tree.settled([0, 0, 0]), "close after token expiry")
+
+    faults(tree, ws_drop=True)
+    tree.price(20001.0)
+    tree.signal("sell")
+    until(tree.settled([-1, -2, -3]), "sell across a websocket drop")
+    tree.signal("close")
+    until(tree.settled([0, 0, 0]), "flat again")
+
+    faults(tree, reject_count=1, reject_reason="TradingLocked")
+    tree.signal("buy")
+    # one account's entry was refused: it stays flat, the others trade
+    until(lambda: sorted(tree.broker_nets()) in ([0, 2, 3], [0, 1, 3], [0, 1, 2]), "refused")
+    until(lambda: tree.broker_nets() == tree.pair_nets(), "refused: pairs equal brokers")
+    with tree.store.read() as s:
+        rejected = repo.list_orders(s, recorder_id=tree.rid, status="rejected")
+        fills = [f for f in _fills(s, tree.rid) if f.trader_id]
+    assert len(rejected) == 1 and "TradingLocked" in (rejected[0].reason or "")
+    status = ray.get(tree.broker.status.remote())
+    assert status["counts"].get("send_errors", 0) == 0
+    sim_fills = httpx.get(f"{tree.sim.admin_url}/state", timeout=10).json()["fills"]
+    assert len(fills) == len(sim_fills), "every broker fill booked exactly once"
+    tree.signal("close")
+    until(tree.settled([0, 0, 0]), "flat at the end")
+
+
+def _fills(s: Any, recorder_id: int) -> list[Any]:
+    from sqlmodel import select
+
+    from actors.store import models
+
+    return list(s.exec(select(models.Fill).where(models.Fill.recorder_id == recorder_id)))
