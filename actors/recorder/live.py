@@ -31,103 +31,34 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from actors.broker.base import OrderRequest, Priority
 from actors.instruments import ContractSpec
-from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side
+from actors.recorder.book import LONG, SHORT, Money, order_side
 from actors.recorder.config import RecorderSettings
-from actors.recorder.exits import STOP_PRECEDENCE, ExitRules, ExitState
-from actors.recorder.levels import exact, round_half_up, to_ticks
-from actors.recorder.live_orders import REDUCING_ROLES, Backoff, LiveOrder, Request
-from actors.recorder.pair import FillEvent, _decode, _encode
-from actors.recorder.plan import Leg, plan_signal
-
-
-def _in_flight(o: LiveOrder) -> bool:
-    """Whether ``o``'s pending contracts are a change under way. A resting protective stop is
-    not (it may never trigger); a stop that filled but whose fills are not booked yet is."""
-    return o.role != "stop" or o.terminal
-
-
-IDLE, EXIT_PENDING, EXIT_WORKING, CONFIRM_FLAT = (
-    "IDLE",
-    "EXIT_PENDING",
-    "EXIT_WORKING",
-    "CONFIRM_FLAT",
+from actors.recorder.exits import STOP_PRECEDENCE, ExitRules
+from actors.recorder.levels import to_ticks
+from actors.recorder.live_book import (
+    CONFIRM_FLAT,
+    EXIT_PENDING,
+    EXIT_WORKING,
+    IDLE,
+    LiveBook,
+    LiveOutcome,
+    Trader,
+    _in_flight,
+    book_fill,
+    book_restore,
+    book_snapshot,
+    book_view,
+    entries_in_flight,
+    unplan_entries,
 )
+from actors.recorder.live_orders import REDUCING_ROLES, LiveOrder, Request
+from actors.recorder.plan import cap_legs, plan_signal
+
 _PRIORITY = {"exit": Priority.EXIT, "stop": Priority.PROTECT}
-
-
-@dataclass(slots=True, frozen=True)
-class Trader:
-    """A trader's settings as the live pair needs them."""
-
-    key: str  # pair key, e.g. "r12:t7"
-    tag: str  # client order id prefix, e.g. "jt12t7"
-    account: str  # broker-side account name
-    multiplier: Fraction = Fraction(1)
-    max_contracts: int | None = None
-    close_only: bool = False
-    exit_timeout_s: float = 10.0
-    confirm_timeout_s: float = 5.0
-    stop_grace_s: float = 2.0
-    stop_move_s: float = 1.0  # at most one stop move per this long (rate budget), qty changes aside
-
-    def scale(self, qty: int) -> int:
-        """A recorder quantity in this trader's contracts: × multiplier, half up, at least 1."""
-        return max(1, round_half_up(qty * self.multiplier))
-
-
-@dataclass(slots=True)
-class LiveBook:
-    """A live pair's state in one contract."""
-
-    symbol: str
-    money: Money
-    rules: ExitRules
-    pos: Position | None = None
-    exits: ExitState | None = None
-    last_tick: int | None = None
-    phase: str = IDLE
-    phase_ts: float = 0.0
-    orders: dict[str, LiveOrder] = field(default_factory=dict)
-    want_exit: list[Request] = field(default_factory=list)
-    want_entry: list[Request] = field(default_factory=list)
-    stop_cl: str | None = None
-    stop_moved_ts: float = 0.0
-    stop_wait_since: float | None = None
-    broker_net: int | None = None
-    backoff: Backoff = field(default_factory=Backoff)
-    seen_fills: list[str] = field(default_factory=list)
-
-    @property
-    def net(self) -> int:
-        return 0 if self.pos is None else self.pos.side * self.pos.qty
-
-    def active_stop(self) -> LiveOrder | None:
-        o = self.orders.get(self.stop_cl) if self.stop_cl else None
-        return o if o is not None and not o.terminal else None
-
-
-@dataclass(slots=True)
-class LiveOutcome:
-    """What one event did: orders to send/cancel, and rows to persist."""
-
-    status: str = "applied"
-    place: list[OrderRequest] = field(default_factory=list)
-    cancel: list[str] = field(default_factory=list)
-    fills: list[FillEvent] = field(default_factory=list)
-    trades: list[Trade] = field(default_factory=list)
-    orders: dict[str, LiveOrder] = field(default_factory=dict)  # changed orders, by cl
-    rejections: list[tuple[str, str]] = field(default_factory=list)
-    symbols: set[str] = field(default_factory=set)  # contracts whose state changed
-
-    @property
-    def acts(self) -> bool:
-        return bool(self.place or self.cancel)
 
 
 class LivePair:
@@ -210,13 +141,13 @@ class LivePair:
             scale=self.t.scale,
         )
         out = LiveOutcome(plan.status)
-        legs = self._cap(self.projected(b), plan.legs)
+        legs = cap_legs(self.t.max_contracts, self.projected(b), plan.legs)
         if plan.legs and not legs:
             out.status = "capped"
         for i, leg in enumerate(legs):
             origin = f"s{signal_id}-{i}"
             if leg.action == "close":
-                qty = self._unplan_entries(b, leg.side, leg.qty)
+                qty = unplan_entries(b, leg.side, leg.qty)
                 if qty > 0:
                     b.want_exit.append(
                         Request("exit", leg.side, qty, leg.reason, origin, 0, signal_id)
@@ -227,45 +158,6 @@ class LivePair:
                     Request(role, leg.side, leg.qty, leg.reason, origin, 0, signal_id)
                 )
         self._drive(b, ts, out)
-        return out
-
-    @staticmethod
-    def _unplan_entries(b: LiveBook, side: int, qty: int) -> int:
-        """A close first takes back entries decided but not sent yet (newest first); returns
-        what is left to close at the broker."""
-        for r in reversed(list(b.want_entry)):
-            if qty == 0:
-                break
-            if r.side == side:
-                take = min(qty, r.qty)
-                r.qty -= take
-                qty -= take
-                if r.qty == 0:
-                    b.want_entry.remove(r)
-        return qty
-
-    @staticmethod
-    def _entries_in_flight(b: LiveBook) -> bool:
-        """An entry, add or DCA order not settled yet: the booked position is about to change
-        in a way exits and stops must not guess at, so they wait (market orders settle fast)."""
-        return any(o.role not in REDUCING_ROLES and not o.done for o in b.orders.values())
-
-    def _cap(self, current: int, legs: tuple[Leg, ...]) -> list[Leg]:
-        """Legs within ``max_contracts`` (an entry is trimmed, an add trimmed or dropped)."""
-        cap = self.t.max_contracts
-        if cap is None:
-            return list(legs)
-        out: list[Leg] = []
-        for leg in legs:
-            if leg.action == "close":
-                current -= leg.side * leg.qty
-                out.append(leg)
-                continue
-            room = cap - abs(current) if leg.action == "add" else cap
-            qty = min(leg.qty, room)
-            if qty > 0:
-                out.append(Leg(leg.action, leg.side, qty, leg.reason))
-                current += leg.side * qty
         return out
 
     def _room(self, b: LiveBook, qty: int) -> int:
@@ -287,7 +179,7 @@ class LivePair:
             return out
         pos.observe(p, b.money)  # exact excursions of what the broker says we hold
         closable = self._closable(b) - sum(r.qty for r in b.want_exit)
-        if closable > 0 and not self._entries_in_flight(b):
+        if closable > 0 and not entries_in_flight(b):
             shadow = copy.copy(pos)  # the rules run on what is not already closing
             shadow.qty = closable
             res = b.rules.on_tick(shadow, st, p, ts)
@@ -407,49 +299,10 @@ class LivePair:
                 b.backoff.ok()
         kind = o.role if o is not None else "exit"
         why = o.reason if o is not None else (reason or "external")
-        self._book_fill(b, side, qty, price, ts, kind, why, out)
+        book_fill(b, side, qty, price, ts, kind, why, out)
         out.symbols.add(b.symbol)
         self._drive(b, ts, out)
         return out
-
-    def _book_fill(
-        self,
-        b: LiveBook,
-        side: str,
-        qty: int,
-        price: float,
-        ts: float,
-        kind: str,
-        reason: str,
-        out: LiveOutcome,
-    ) -> None:
-        px = exact(price) / b.money.tick_size  # exact ticks (a broker may fill off the grid)
-        p = round_half_up(px)
-        sign = LONG if side == "buy" else SHORT
-        if b.pos is not None and b.pos.side != sign:
-            b.pos.observe(p, b.money)
-            closed = min(qty, b.pos.qty)
-            trade = b.pos.close(closed, px, ts, reason, b.money)
-            out.trades.append(trade)
-            out.fills.append(FillEvent(b.symbol, side, closed, b.money.price(px), ts, "exit"))
-            if b.pos.qty == 0:
-                b.pos = b.exits = None
-                b.stop_wait_since = None
-            qty -= closed
-            kind = "entry"  # what is left (a flip) opens a new position
-        if qty == 0:
-            return
-        if b.pos is None:
-            b.pos = Position.open(b.symbol, sign, qty, p, ts)
-            b.pos.avg = px
-            b.exits = b.rules.start(b.pos, None)
-            kind = "entry"
-        else:
-            assert b.exits is not None
-            b.pos.observe(p, b.money)
-            b.pos.add(qty, px)  # type: ignore[arg-type]  (exact average, Fraction price)
-            b.rules.recompute(b.pos, b.exits)
-        out.fills.append(FillEvent(b.symbol, side, qty, b.money.price(px), ts, kind))
 
     def on_position(self, symbol: str, net: int, ts: float) -> LiveOutcome:
         """The broker's netted position of this account in ``symbol`` (sync stream)."""
@@ -507,7 +360,7 @@ class LivePair:
                 _, reason = b.exits.effective_stop(b.pos.side) if b.exits else (None, None)
                 self._want_exit(b, b.pos.qty, reason or "stop_loss")
         if b.want_exit:
-            if not b.backoff.ready(now) or self._entries_in_flight(b):
+            if not b.backoff.ready(now) or entries_in_flight(b):
                 b.phase = EXIT_PENDING
                 return
             stop = b.active_stop()
@@ -632,54 +485,12 @@ class LivePair:
 
     def view(self, symbol: str) -> dict[str, Any] | None:
         b = self.books.get(symbol)
-        if b is None or b.pos is None:
-            return None
-        pos, m = b.pos, b.money
-        last = b.last_tick if b.last_tick is not None else pos.last_price
-        stop = b.active_stop()
-        return {
-            "symbol": symbol,
-            "side": "long" if pos.side == LONG else "short",
-            "quantity": pos.qty,
-            "avg_price": float(m.price(pos.avg)),
-            "opened_at": pos.opened_ts,
-            "last_price": float(m.price(last)),
-            "unrealised": float(pos.unrealised(last, m)),
-            "worst_unrealised": float(pos.worst_unrealised),
-            "best_unrealised": float(pos.best_unrealised),
-            "phase": b.phase,
-            "broker_net": b.broker_net,
-            "stop_price": None if stop is None or stop.stop is None else float(m.price(stop.stop)),
-            "working_orders": len(b.orders),
-        }
+        return None if b is None else book_view(b)
 
     def snapshot(self, symbol: str) -> dict[str, Any]:
-        b = self.book(symbol)
-        return {
-            "seq": self.seq,
-            "signals": self.signals,
-            "last_tick": b.last_tick,
-            "pos": _encode(b.pos),
-            "exits": _encode(b.exits),
-            "phase": b.phase,
-            "phase_ts": b.phase_ts,
-            "orders": [o.row() for o in b.orders.values()],
-            "want_exit": [r.row() for r in b.want_exit],
-            "want_entry": [r.row() for r in b.want_entry],
-            "stop_cl": b.stop_cl,
-            "seen_fills": b.seen_fills,
-        }
+        return {"seq": self.seq, "signals": self.signals, **book_snapshot(self.book(symbol))}
 
     def restore(self, symbol: str, snap: dict[str, Any]) -> None:
-        b = self.book(symbol)
         self.seq = max(self.seq, int(snap.get("seq", 0)))
         self.signals = sorted(set(self.signals) | set(snap.get("signals", [])))[-256:]
-        b.last_tick = snap.get("last_tick")
-        b.pos = _decode(Position, snap.get("pos"))
-        b.exits = _decode(ExitState, snap.get("exits"))
-        b.phase, b.phase_ts = snap.get("phase", IDLE), float(snap.get("phase_ts", 0.0))
-        b.orders = {o["cl"]: LiveOrder.of(o) for o in snap.get("orders", [])}
-        b.want_exit = [Request(**r) for r in snap.get("want_exit", [])]
-        b.want_entry = [Request(**r) for r in snap.get("want_entry", [])]
-        b.stop_cl = snap.get("stop_cl")
-        b.seen_fills = list(snap.get("seen_fills", []))
+        book_restore(self.book(symbol), snap)

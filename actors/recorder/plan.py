@@ -128,3 +128,22 @@ def _to_target(current: int, target: int, entry_sides: frozenset[int]) -> Plan:
         else:
             legs.append(Leg("close", side, abs(current) - abs(target), "strategy"))
     return Plan("applied", tuple(legs))
+
+
+def cap_legs(cap: int | None, current: int, legs: tuple[Leg, ...]) -> list[Leg]:
+    """``legs`` from ``current`` within ``cap`` contracts: an entry is trimmed to the cap, an
+    add to the room left (or dropped); closes always pass."""
+    if cap is None:
+        return list(legs)
+    out: list[Leg] = []
+    for leg in legs:
+        if leg.action == "close":
+            current -= leg.side * leg.qty
+            out.append(leg)
+            continue
+        room = cap - abs(current) if leg.action == "add" else cap
+        qty = min(leg.qty, room)
+        if qty > 0:
+            out.append(Leg(leg.action, leg.side, qty, leg.reason))
+            current += leg.side * qty
+    return out
