@@ -90,6 +90,10 @@ class Settings(BaseSettings):
             "database_url": self.resolved_database_url(),
             "excursion_flush_s": self.excursion_flush_s,
             "health_interval_s": self.health_interval_s,
+            # for the broker actors of Tradovate logins (credentials are opened by the supervisor)
+            "secret_key": self.secret_key.get_secret_value() if self.secret_key else None,
+            "tradovate_demo_url": self.tradovate_demo_url,
+            "tradovate_live_url": self.tradovate_live_url,
         }
 
     @property

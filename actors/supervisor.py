@@ -19,6 +19,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors.broker.logins import tradovate_logins
 from actors.feed.actor import FeedActor
 from actors.recorder.actor import RecorderActor
 from actors.runtime import BROKER, FEED, actor_options, host_name
@@ -58,6 +59,7 @@ class Supervisor:
         self.handles: dict[str, Any] = {}
         self.watch: asyncio.Task[None] | None = None
         self.started = time.time()
+        self.logins: dict[str, dict[str, Any]] = {}  # Tradovate broker actors: name -> kwargs
 
     # -- building -------------------------------------------------------------------------------
 
@@ -80,6 +82,14 @@ class Supervisor:
                     c["feed_speed"],
                     c["feed_batch_ms"],
                 )
+            )
+        if name in self.logins:
+            from actors.broker.actor import BrokerActor
+
+            return (
+                ray.remote(BrokerActor)
+                .options(**actor_options(name, self.ns))
+                .remote(namespace=self.ns, **self.logins[name])
             )
         if name == BROKER:
             from actors.broker.actor import BrokerActor
@@ -113,7 +123,8 @@ class Supervisor:
 
     async def start(self) -> dict[str, Any]:
         """Create (or adopt) every child, wire the feed, start watching. Idempotent."""
-        names = [*self._host_names(), BROKER, FEED]
+        self.logins = await asyncio.to_thread(tradovate_logins, self.cfg)
+        names = [*self._host_names(), BROKER, *self.logins, FEED]
         for name in names:
             if name not in self.handles:
                 self.handles[name] = self._create(name)
@@ -124,6 +135,18 @@ class Supervisor:
         if self.watch is None or self.watch.done():
             self.watch = asyncio.get_running_loop().create_task(self._watch_loop())
         return await self.tree()
+
+    async def ensure_brokers(self) -> list[str]:
+        """Start a broker actor for every Tradovate login added since (an account created or
+        synced through the API); returns the names of the Tradovate broker actors."""
+        logins = await asyncio.to_thread(tradovate_logins, self.cfg)
+        for name, kwargs in logins.items():
+            self.logins[name] = kwargs
+            if name not in self.handles:
+                self.handles[name] = self._create(name)
+                self.children[name] = Child(name, "broker")
+                await self._check(self.children[name], timeout=STARTUP_PING_S)
+        return sorted(logins)
 
     # -- watching -------------------------------------------------------------------------------
 

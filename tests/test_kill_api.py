@@ -144,7 +144,7 @@ def test_user_kill_covers_every_account_and_reports_tradovate_not_connected(
     assert [(n["account_id"], n["reason"]) for n in out["not_connected"]] == [
         (accounts["tv"], "no_broker_actor")
     ]
-    assert out["not_connected"][0]["broker_accounts"] == ["4711"]
+    assert out["not_connected"][0]["broker_accounts"] == ["DEMO1"]  # the accountSpec orders carry
     assert sorted(k["broker_account"] for k in out["killed"]) == [PAPER, PAPER2]
     assert net(broker, PAPER) == 0 and net(broker, PAPER2) == 0
     for acc in (PAPER, PAPER2):

@@ -159,3 +159,36 @@ def test_snapshot_restore_mid_exit_continues_without_resending() -> None:
     h.release(4.0)
     assert h.pair_net(SYM) == h.broker_net(SYM) == 0
     assert restored.books[SYM].phase in (IDLE, "CONFIRM_FLAT")
+
+
+def test_stop_cancelled_by_someone_else_is_not_replaced_until_the_broker_confirms() -> None:
+    h = harness()
+    h.signal(SYM, 2.0, "buy", 1)
+    stop = h.placed[-1]
+    assert stop.order_type == "stop"
+    # a kill switch at the broker: the stop is cancelled, then the position is liquidated
+    h.run(
+        h.pair.on_event({"type": "order", "cl_ord_id": stop.cl_ord_id, "status": "cancelled"}, 3.0),
+        3.0,
+    )
+    assert h.placed[-1] is stop  # no new stop on a guess
+    h.matcher.cancel(stop.cl_ord_id, 3.0)
+    h.run(h.pair.on_fill(None, "sell", 1, 20000.0, 3.1, "K1", "kill_switch", SYM), 3.1)
+    h.run(h.pair.on_position(SYM, 0, 3.2), 3.2)
+    h.timer(30.0)
+    assert h.placed[-1] is stop and h.pair_net(SYM) == 0
+
+
+def test_stop_cancelled_by_hand_comes_back_once_the_position_is_confirmed() -> None:
+    h = harness()
+    h.signal(SYM, 2.0, "buy", 1)
+    stop = h.placed[-1]
+    h.matcher.cancel(stop.cl_ord_id, 3.0)
+    h.run(
+        h.pair.on_event({"type": "order", "cl_ord_id": stop.cl_ord_id, "status": "cancelled"}, 3.0),
+        3.0,
+    )
+    h.timer(4.0)
+    assert h.placed[-1] is stop
+    h.run(h.pair.on_position(SYM, 1, 4.5), 4.5)  # the broker still holds the long
+    assert h.placed[-1].order_type == "stop" and h.placed[-1].cl_ord_id != stop.cl_ord_id

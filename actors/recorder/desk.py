@@ -31,6 +31,7 @@ import ray
 from sqlmodel import Session
 
 from actors.broker.base import OrderRequest, OrderState, UnknownOrder
+from actors.broker.logins import broker_account
 from actors.instruments import spec_for
 from actors.recorder.config import RecorderSettings
 from actors.recorder.live import LiveOutcome, LivePair, Trader
@@ -58,12 +59,6 @@ class LiveHosted:
     broker: str  # broker actor name
     pair: LivePair
     enabled: bool
-
-
-def broker_account(broker: str, sub: models.SubAccount) -> str:
-    """The account name orders carry: Tradovate's ``accountSpec`` is the account *name* (its
-    entity id is looked up by the adapter); a paper account's is its broker account id."""
-    return sub.name if broker == "tradovate" else sub.broker_account_id
 
 
 def trader_settings(base: RecorderSettings, overrides: dict[str, Any]) -> RecorderSettings:

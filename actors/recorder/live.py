@@ -240,6 +240,8 @@ class LivePair:
                 self._rejected(b, o, ts, out)
             elif status == "cancelled":
                 self._cancelled(b, o, ts)
+            if o.role == "stop" and o.terminal and not o.cancel_sent:
+                b.stop_hold_since = ts  # a kill switch or a hand at the broker: see _maintain_stop
         out.orders[o.cl] = o
         out.symbols.add(b.symbol)
         self._drive(b, ts, out)
@@ -310,6 +312,7 @@ class LivePair:
         b = self.books.get(symbol)
         if b is not None:
             b.broker_net = net
+            b.stop_hold_since = None
             self._drive(b, ts, out)
         return out
 
@@ -430,6 +433,13 @@ class LivePair:
         if pending_stop is not None and not pending_stop.done:
             return  # the old stop ended but its fills are not booked yet
         if level is None or b.pos is None or not b.backoff.ready(now):
+            return
+        if b.broker_net is not None and b.broker_net != b.net:
+            return  # protect what the broker confirms, never a guess
+        if b.stop_hold_since is not None and now - b.stop_hold_since < self.t.confirm_timeout_s:
+            # Our stop ended without our asking (a kill switch liquidating, a hand at the
+            # broker): a new stop for the booked quantity could open the opposite position once
+            # the liquidation fills, so wait for the broker's position (or the timeout).
             return
         if b.last_tick is not None and b.pos.side * (b.last_tick - level) <= 0:
             return  # already through the market: the pair's own stop logic exits

@@ -68,6 +68,7 @@ class LiveBook:
     stop_moved_ts: float = 0.0
     stop_wait_since: float | None = None
     broker_net: int | None = None
+    stop_hold_since: float | None = None  # our stop ended without our asking: wait for news
     backoff: Backoff = field(default_factory=Backoff)
     seen_fills: list[str] = field(default_factory=list)
 

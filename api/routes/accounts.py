@@ -211,15 +211,7 @@ async def fetch_tradovate_accounts(
 ) -> list[tuple[str, str]]:
     """Log in with ``plain`` credentials and return ``(id, name)`` of the login's accounts that
     are not archived. A fresh session per call (a sync is rare and user-initiated)."""
-    creds = Credentials(
-        name=str(plain["username"]),
-        password=str(plain["password"]),
-        app_id=str(plain["app_id"]),
-        app_version=str(plain["app_version"]),
-        cid=plain["cid"],
-        sec=str(plain["sec"]),
-        device_id=str(plain["device_id"]),
-    )
+    creds = Credentials.from_plain(plain)
     async with httpx.AsyncClient(timeout=SYNC_TIMEOUT_S) as client:
         throttle = Throttle(max_penalty_wait_s=SYNC_MAX_PENALTY_WAIT_S)
         auth = TradovateAuth(client, endpoints, creds, throttle=throttle)
@@ -229,6 +221,17 @@ async def fetch_tradovate_accounts(
         for item in items
         if "id" in item and not item.get("archived", False)
     ]
+
+
+async def _start_broker(ctx: Context) -> None:
+    """Ask the supervisor to start the broker actor of a new login (traders on it trade once it
+    runs). Best effort: without a supervisor the account is connected at the next start."""
+    if ctx.supervisor is None:
+        return
+    try:
+        await ctx.supervisor.ensure_brokers.remote()
+    except Exception as exc:
+        log.warning("broker actors not refreshed: %r", exc)
 
 
 @accounts_router.post("/{account_id}/sync", response_model=AccountOut)
@@ -255,6 +258,7 @@ async def sync_account(account_id: int, ctx: Context = Depends(get_ctx)) -> Acco
         raise _broker_error(exc) from None
     subs = await run_in_threadpool(repo.upsert_sub_accounts, ctx.store, account_id, found)
     log.info("account %d synced: %d sub-accounts", account_id, len(subs))
+    await _start_broker(ctx)
     return AccountOut.of(acc, subs)
 
 

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +109,19 @@ class Credentials:
     cid: int | str
     sec: str = field(repr=False)
     device_id: str
+
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any]) -> Credentials:
+        """From the dict an account's sealed credentials open to (see the accounts API)."""
+        return cls(
+            name=str(plain["username"]),
+            password=str(plain["password"]),
+            app_id=str(plain["app_id"]),
+            app_version=str(plain["app_version"]),
+            cid=plain["cid"],
+            sec=str(plain["sec"]),
+            device_id=str(plain["device_id"]),
+        )
 
     def body(self) -> dict[str, Any]:
         cid: int | str = self.cid
