@@ -153,3 +153,83 @@ def test_slow_reordering_broker_never_double_closes(
             assert (
                 before != 0 and abs(net) < abs(before) and (net == 0 or (net > 0) == (before > 0))
             ), f"{req.cl_ord_id} moved {before} -> {net}"
+
+
+batch_event = st.one_of(
+    st.tuples(st.just("batch"), st.lists(tick_move, min_size=1, max_size=12)),
+    st.tuples(st.just("batch"), st.lists(tick_move, min_size=1, max_size=12)),
+    signal_event,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cfg=recorder_settings(),
+    symbol=st.sampled_from(CONTRACTS),
+    start=st.integers(3000, 9000),
+    evs=st.lists(batch_event, min_size=3, max_size=60),
+)
+def test_batches_equal_tick_by_tick(
+    cfg: RecorderSettings, symbol: str, start: int, evs: list[tuple]
+) -> None:
+    """``on_batch`` (which skips a whole batch when nothing can happen) leaves the pair exactly
+    where feeding the same ticks one by one does: position, excursions, exit levels, orders."""
+    cfg = no_atr(cfg)
+    a = Harness(LivePair(trader(), cfg, spec_for))
+    b = Harness(LivePair(trader(), cfg, spec_for))
+    money = a.pair.book(symbol).money
+    px, ts, sid = start, 1_000_000.0, 0
+    for h in (a, b):
+        h.tick(symbol, ts, float(money.price(px)))
+    for ev in evs:
+        if ev[0] == "batch":
+            tss, ticks = [], []
+            for move in ev[1]:
+                px, ts = max(1, px + move), ts + 0.01
+                tss.append(ts)
+                ticks.append(px)
+            for h in (a, b):  # the broker has the prices first, as a live market would
+                for t, p in zip(tss, ticks, strict=True):
+                    h._broker_tick(symbol, t, float(money.price(p)))
+            book_a, book_b = a.pair.book(symbol), b.pair.book(symbol)
+            outs_a = [a.pair.on_tick_ticks(book_a, t, p) for t, p in zip(tss, ticks, strict=True)]
+            outs_b = b.pair.on_batch(book_b, tss, ticks, min(ticks), max(ticks))
+            for out in outs_a:
+                a.run(out, ts)
+            for out in outs_b:
+                b.run(out, ts)
+        else:
+            ts, sid = ts + 0.5, sid + 1
+            tgt = ev[3] if ev[1] == "target" else None
+            for h in (a, b):
+                h.signal(symbol, ts, ev[1], sid, quantity=ev[2], target=tgt)
+        ba, bb = a.pair.book(symbol), b.pair.book(symbol)
+        assert ba.pos == bb.pos and ba.exits == bb.exits
+        assert ba.last_tick == bb.last_tick and ba.phase == bb.phase
+        assert [o.cl_ord_id for o in a.placed] == [o.cl_ord_id for o in b.placed]
+
+
+def test_a_batch_inside_the_prices_seen_still_hits_a_moved_stop() -> None:
+    """The trailing stop moved up inside the range seen since the fill: a later batch that
+    stays inside that range must still reach it (excursions alone would say 'nothing new')."""
+    from actors.recorder.config import TrailingStop
+
+    cfg = RecorderSettings(trailing_stop=TrailingStop(unit="ticks", trigger=4, distance=2))
+    symbol = "MNQZ5"
+    for batched in (False, True):
+        h = Harness(LivePair(trader(), cfg, spec_for))
+        money = h.pair.book(symbol).money
+        h.tick(symbol, 1.0, float(money.price(5000)))
+        h.signal(symbol, 1.5, "buy", 1)
+        ts = 2.0
+        for path in ([5001, 5002, 5003, 5004, 5005, 5006, 5005], [5005, 5004, 5003]):
+            tss = [ts + i / 100 for i in range(len(path))]
+            b = h.pair.book(symbol)
+            if batched:
+                outs = h.pair.on_batch(b, tss, path, min(path), max(path))
+            else:
+                outs = [h.pair.on_tick_ticks(b, t, p) for t, p in zip(tss, path, strict=True)]
+            for out in outs:
+                h.run(out, ts)
+            ts += 1.0
+        assert h.pair_net(symbol) == 0, f"batched={batched}: the trailing stop at 5004 was missed"

@@ -37,7 +37,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
@@ -128,6 +128,8 @@ class BrokerActor:
         self._states: dict[str, OrderState] = {}
         self._by_pair: dict[str, list[str]] = {}
         self._fills: list[BrokerFill] = []
+        #: (cl_ord_id, requester's created_ts, when it went to the adapter): latency figures
+        self._sent: deque[tuple[str, float, float]] = deque(maxlen=100_000)
         self._positions: dict[tuple[str, str], BrokerPosition] = {}
         self._liquidations = Liquidations()
 
@@ -172,6 +174,14 @@ class BrokerActor:
         if isinstance(submitted, OrderState):
             return submitted
         return await submitted
+
+    async def place_many(self, orders: list[OrderRequest]) -> list[OrderState]:
+        """:meth:`place` for several orders in one call, queued in the given order before any
+        of them is sent (one Ray call instead of one per order: a recorder copied to many
+        accounts exits on all of them at the same tick)."""
+        self._queue.ensure_worker()
+        submitted = [self._submit(order) for order in orders]
+        return [s if isinstance(s, OrderState) else await s for s in submitted]
 
     def _submit(self, order: OrderRequest) -> OrderState | asyncio.Future[OrderState]:
         """Synchronous half of :meth:`place`: the order is registered (deduplicated, visible to a
@@ -345,6 +355,11 @@ class BrokerActor:
             if pos.net_pos != 0 and (account is None or pos.account == account)
         ]
 
+    async def sent_orders(self) -> list[tuple[str, float, float]]:
+        """``(cl_ord_id, created_ts, sent_ts)`` of recent orders handed to the adapter: the
+        requester's clock to the moment the broker call started (benchmarks, /metrics)."""
+        return list(self._sent)
+
     async def fills(self, account: str | None = None) -> list[BrokerFill]:
         return [f for f in self._fills if account is None or f.account == account]
 
@@ -415,6 +430,7 @@ class BrokerActor:
                     resolve(job, self._local_final(job.cl_ord_id, "rejected", "kill_switch"))
                     return
                 self.counts["sent"] += 1
+                self._sent.append((job.cl_ord_id, job.order.created_ts, time.time()))
                 state = await self.broker.place(job.order)
             else:
                 state = await self.broker.cancel(job.cl_ord_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -81,6 +82,8 @@ class LiveDesk:
         self.subscribed_at: dict[str, float] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.counts = {"placed": 0, "cancels": 0, "send_errors": 0, "rejections": 0}
+        #: per order sent: cause (signal received / tick) -> handed to Ray, ms (diagnostics)
+        self.send_lag_ms: deque[float] = deque(maxlen=10_000)
         self.commit: Callable[[Write], None] = lambda w: None  # set by the host
 
     # -- loading --------------------------------------------------------------------------------
@@ -162,14 +165,12 @@ class LiveDesk:
 
     def on_ticks(self, symbol: str, tss: list[float], ticks: list[int]) -> Write | None:
         outs = []
+        lo, hi = min(ticks), max(ticks)
         for lh in self.by_key.values():
             b = lh.pair.books.get(symbol)
             if b is None or (b.pos is None and not b.orders and not b.want_entry):
                 continue
-            for ts, p in zip(tss, ticks, strict=True):
-                out = lh.pair.on_tick_ticks(b, ts, p)
-                if out.place or out.cancel or out.orders or out.fills or out.symbols:
-                    outs.append((lh, out))
+            outs += [(lh, out) for out in lh.pair.on_batch(b, tss, ticks, lo, hi)]
         return self._collect(outs)
 
     def on_events(self, events: list[dict[str, Any]], now: float) -> Write | None:
@@ -310,56 +311,83 @@ class LiveDesk:
             handle.subscribe.remote(self.listener)
 
     def send(self) -> None:
-        """Send the outbox (call only after its writes committed)."""
+        """Send the outbox (call only after its writes committed). The orders for one broker
+        actor go in one call: a copy-traded recorder exits on every account at the same tick,
+        and one call per order put the last account a few Ray round trips behind the first."""
         box, self.outbox = self.outbox, []
+        places: dict[str, list[tuple[LiveHosted, OrderRequest]]] = {}
         for lh, kind, payload in box:
             try:
                 handle = self._handle(lh.broker)
             except ValueError as exc:  # no such broker actor (not connected)
                 self.counts["send_errors"] += 1
                 if kind == "place":
-                    self._answer(lh, payload.cl_ord_id, "rejected", 0, f"no_broker: {exc}")
+                    self._answer(
+                        [(lh, payload.cl_ord_id, "rejected", 0, f"no_broker: {exc}", None)]
+                    )
                 continue
             if kind == "place":
                 self.counts["placed"] += 1
-                ref = handle.place.remote(payload)
+                places.setdefault(lh.broker, []).append((lh, payload))
             else:
                 self.counts["cancels"] += 1
-                ref = handle.cancel.remote(payload)
-            task = asyncio.get_running_loop().create_task(self._await(lh, kind, payload, ref))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+                self._spawn(self._await_cancel(lh, payload, handle.cancel.remote(payload)))
+        now = time.time()
+        for _, order in (i for items in places.values() for i in items):
+            if order.created_ts:
+                self.send_lag_ms.append((now - order.created_ts) * 1000)
+        for name, items in places.items():
+            ref = self.handles[name].place_many.remote([order for _, order in items])
+            self._spawn(self._await_places(items, ref))
 
-    async def _await(self, lh: LiveHosted, kind: str, payload: Any, ref: Any) -> None:
-        cl = payload.cl_ord_id if isinstance(payload, OrderRequest) else str(payload)
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _await_places(self, items: list[tuple[LiveHosted, OrderRequest]], ref: Any) -> None:
+        try:
+            states: list[OrderState] = await ref
+        except Exception as exc:  # outcome unknown: the sync stream or a timeout settles it
+            self.counts["send_errors"] += len(items)
+            log.warning("placing %d orders: outcome unknown (%r)", len(items), exc)
+            return
+        self._answer(
+            [
+                (lh, st.cl_ord_id, st.status, st.filled_qty, st.reason, st.broker_order_id)
+                for (lh, _), st in zip(items, states, strict=True)
+            ]
+        )
+
+    async def _await_cancel(self, lh: LiveHosted, cl: str, ref: Any) -> None:
         try:
             state: OrderState = await ref
-        except UnknownOrder:
-            self._answer(lh, cl, "cancelled", 0, "unknown_at_broker")
-            return
-        except Exception as exc:  # outcome unknown: the sync stream or a timeout settles it
-            if isinstance(getattr(exc, "cause", None), UnknownOrder) or "UnknownOrder" in repr(exc):
-                self._answer(lh, cl, "cancelled", 0, "unknown_at_broker")
+        except Exception as exc:
+            if isinstance(exc, UnknownOrder) or "UnknownOrder" in repr(exc):
+                # the broker never saw it (its place was lost): settle it as never placed
+                self._answer([(lh, cl, "cancelled", 0, "unknown_at_broker", None)])
                 return
             self.counts["send_errors"] += 1
-            log.warning("%s %s: outcome unknown (%r)", kind, cl, exc)
+            log.warning("cancel %s: outcome unknown (%r)", cl, exc)
             return
-        self._answer(lh, cl, state.status, state.filled_qty, state.reason, state.broker_order_id)
+        self._answer(
+            [(lh, cl, state.status, state.filled_qty, state.reason, state.broker_order_id)]
+        )
 
     def _answer(
-        self,
-        lh: LiveHosted,
-        cl: str,
-        status: str,
-        filled: int,
-        reason: str | None,
-        broker_order_id: str | None = None,
+        self, answers: list[tuple[LiveHosted, str, str, int, str | None, str | None]]
     ) -> None:
-        out = lh.pair.on_order(cl, status, filled, reason, broker_order_id, time.time())
-        write = self._collect([(lh, out)])
+        """Broker answers to place/cancel, in one write."""
+        now = time.time()
+        outs = [
+            (lh, lh.pair.on_order(cl, status, filled, reason, broker_id, now))
+            for lh, cl, status, filled, reason, broker_id in answers
+        ]
+        write = self._collect(outs)
         if write is not None:
             self.commit(write)
-        self.send()
+        else:
+            self.send()
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -382,4 +410,9 @@ class LiveDesk:
         return out
 
     def status(self) -> dict[str, Any]:
-        return {"live_pairs": len(self.by_key), **self.counts}
+        lags = sorted(self.send_lag_ms)
+        p99 = lags[int(0.99 * (len(lags) - 1))] if lags else None
+        return {"live_pairs": len(self.by_key), "send_lag_p99_ms": p99, **self.counts}
+
+    def send_lags(self) -> list[float]:
+        return list(self.send_lag_ms)

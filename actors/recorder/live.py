@@ -36,6 +36,7 @@ from typing import Any
 from actors.broker.base import OrderRequest, Priority
 from actors.instruments import ContractSpec
 from actors.recorder.book import LONG, SHORT, Money, order_side
+from actors.recorder.columns import trigger_bounds
 from actors.recorder.config import RecorderSettings
 from actors.recorder.exits import STOP_PRECEDENCE, ExitRules
 from actors.recorder.levels import to_ticks
@@ -169,6 +170,37 @@ class LivePair:
         b = self.book(symbol)
         return self.on_tick_ticks(b, ts, to_ticks(price, b.money.tick_size))
 
+    def on_batch(
+        self, b: LiveBook, tss: list[float], ticks: list[int], lo: int, hi: int
+    ) -> list[LiveOutcome]:
+        """A tick batch (``lo``/``hi``: its lowest and highest price), exactly as tick by tick,
+        but in one step when nothing can happen (:meth:`can_skip`). Returns the outcomes that
+        did something."""
+        if self.can_skip(b, lo, hi):
+            b.last_tick = b.pos.last_price = ticks[-1]  # type: ignore[union-attr]
+            return []
+        outs = []
+        for ts, p in zip(tss, ticks, strict=True):
+            out = self.on_tick_ticks(b, ts, p)
+            if out.place or out.cancel or out.orders or out.fills or out.symbols:
+                outs.append(out)
+        return outs
+
+    def can_skip(self, b: LiveBook, lo: int, hi: int) -> bool:
+        """Whether a whole batch with prices in ``[lo, hi]`` changes nothing but the last price:
+        nothing under way, no price beyond those seen since the last fill (no new excursion),
+        and none at a trigger. The common batch for an open position; the caller then only
+        sets the last tick."""
+        if b.pos is None or b.exits is None or b.seen is None or b.bounds is None:
+            return False
+        return (
+            b.seen[0] <= lo
+            and hi <= b.seen[1]
+            and b.bounds[0] < lo
+            and hi < b.bounds[1]
+            and self._quiet(b)
+        )
+
     def on_tick_ticks(self, b: LiveBook, ts: float, p: int) -> LiveOutcome:
         out = LiveOutcome()
         b.last_tick = p
@@ -177,7 +209,19 @@ class LivePair:
             if b.orders or b.want_exit or b.want_entry:
                 self._drive(b, ts, out)
             return out
-        pos.observe(p, b.money)  # exact excursions of what the broker says we hold
+        seen = b.seen
+        if seen is None or p < seen[0] or p > seen[1]:
+            # Exact excursions of what the broker says we hold. Between fills the quantity and
+            # average are fixed, so only a price beyond those seen since can make a new extreme.
+            pos.observe(p, b.money)
+            b.seen = (p, p) if seen is None else (min(seen[0], p), max(seen[1], p))
+        else:
+            pos.last_price = p
+        if b.bounds is None:
+            b.bounds = trigger_bounds(pos, st)
+        if b.bounds[0] < p < b.bounds[1] and self._quiet(b):
+            return out  # no rule can fire at p and nothing is under way: the common tick
+        b.bounds = None  # the rules may change the levels
         closable = self._closable(b) - sum(r.qty for r in b.want_exit)
         if closable > 0 and not entries_in_flight(b):
             shadow = copy.copy(pos)  # the rules run on what is not already closing
@@ -199,6 +243,17 @@ class LivePair:
                 out.symbols.add(b.symbol)
         self._drive(b, ts, out)
         return out
+
+    @staticmethod
+    def _quiet(b: LiveBook) -> bool:
+        """Nothing under way but a resting stop (a throttled stop move waits for the timer)."""
+        return (
+            b.phase == IDLE
+            and not b.want_exit
+            and not b.want_entry
+            and b.stop_wait_since is None
+            and all(o.role == "stop" for o in b.orders.values())
+        )
 
     def _broker_stop_covers(self, b: LiveBook, p: int) -> bool:
         """The broker's resting stop is triggered by price ``p`` (it will close on its own)."""
@@ -227,6 +282,7 @@ class LivePair:
         if b is None or o is None:
             out.status = "unknown_order"
             return out
+        before = (o.status, o.broker_filled, o.broker_order_id, o.broker_reason)
         if o.terminal:  # terminal states never change (a late non-terminal echo is older news)
             o.broker_filled = max(o.broker_filled, filled_qty)
         else:
@@ -242,8 +298,9 @@ class LivePair:
                 self._cancelled(b, o, ts)
             if o.role == "stop" and o.terminal and not o.cancel_sent:
                 b.stop_hold_since = ts  # a kill switch or a hand at the broker: see _maintain_stop
-        out.orders[o.cl] = o
-        out.symbols.add(b.symbol)
+        if (o.status, o.broker_filled, o.broker_order_id, o.broker_reason) != before:
+            out.orders[o.cl] = o  # the same news twice (answer and stream) is written once
+            out.symbols.add(b.symbol)
         self._drive(b, ts, out)
         return out
 

@@ -69,6 +69,8 @@ class LiveBook:
     stop_wait_since: float | None = None
     broker_net: int | None = None
     stop_hold_since: float | None = None  # our stop ended without our asking: wait for news
+    bounds: tuple[int, int] | None = None  # prices strictly inside trigger nothing (cached)
+    seen: tuple[int, int] | None = None  # lowest/highest price since the last fill
     backoff: Backoff = field(default_factory=Backoff)
     seen_fills: list[str] = field(default_factory=list)
 
@@ -182,6 +184,7 @@ def book_fill(
     reason: str,
     out: LiveOutcome,
 ) -> None:
+    b.bounds = b.seen = None
     px = exact(price) / b.money.tick_size  # exact ticks (a broker may fill off the grid)
     p = round_half_up(px)
     sign = LONG if side == "buy" else SHORT

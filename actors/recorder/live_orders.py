@@ -11,7 +11,7 @@ fill that closes it was booked; that gap is exactly where a second close used to
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from actors.broker.base import TERMINAL_STATUSES, signed_qty
@@ -63,11 +63,15 @@ class LiveOrder:
         return signed_qty(self.side, self.pending)
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        # fields are plain values: no deep copy (dataclasses.asdict was a hot spot)
+        return {name: getattr(self, name) for name in _ORDER_FIELDS}
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> LiveOrder:
         return cls(**data)
+
+
+_ORDER_FIELDS = tuple(f.name for f in fields(LiveOrder))
 
 
 @dataclass(slots=True)

@@ -1,0 +1,281 @@
+"""Live pairs: signal → order submitted, and tick → exit order submitted (paper broker).
+
+``python -m bench.live_latency [--quick]``
+
+Real Ray actors in a namespace of their own: one recorder host (``RecorderActor``) and the paper
+broker actor, a SQLite store with R recorders each traded by one trader on its own paper account.
+Latencies come from timestamps inside the system: an order's ``created_ts`` is the instant its
+cause entered the system (the signal's ``received_at``, or the tick's own time) and the broker
+actor stamps when it handed the order to the adapter (``BrokerActor.sent_orders``). Both
+include the host's commit of the order rows before sending (durable before sent).
+
+(a) **signal → order submitted**: signals alternate ``buy`` / ``close`` per recorder (no
+protective stop, so each signal is exactly one market order), sent one at a time as a webhook
+would be answered. Baseline in the same run: a host ``ping`` round trip.
+
+(b) **tick → exit order submitted** at a steady 2,000 ticks/s: ticks (a ±1-tick random walk, each stamped
+when generated) go to the host and the paper broker as the feed sends them: one batch in flight
+per target, ticks printed meanwhile coalesced into the next batch; every recorder holds a long with a 4-tick take profit and re-enters by signal
+after each exit, so exits keep firing. Baseline in the same run: the same tick stream through a
+host with no live pairs (its batch round trip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.broker.actor import BrokerActor
+from actors.recorder.actor import RecorderActor
+from actors.recorder.config import RecorderSettings, Sizing, TakeProfit, TakeProfitTarget
+from actors.runtime import BROKER, actor_options, host_name
+from actors.store import Store, repo
+from actors.supervisor import PAPER_LIMITS
+from bench.common import Report, machine
+
+SYMBOL = "MNQZ6"
+TICK = 0.25
+SIGNAL_TARGET_MS = 10.0
+TICK_TARGET_MS = 20.0
+RATE = 2000  # ticks per second
+BATCH = 10  # ticks per batch (one batch per 5 ms)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+def build(recorders: int, with_traders: bool, tmp: Path) -> tuple[Any, Any, Store, list[int]]:
+    ns = f"jt-bench-live-{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{tmp / f'{ns}.db'}"
+    store = Store(url)
+    store.migrate()
+    user = repo.ensure_local_user(store)
+    assert user.id is not None
+    settings = RecorderSettings(
+        sizing=Sizing(allow_add=False),
+        take_profit=TakeProfit(targets=[TakeProfitTarget(value=4, trim=100)]),
+    )
+    rids = []
+    for i in range(recorders):
+        rec = repo.create_recorder(store, user.id, f"r{i}", SYMBOL, settings)
+        assert rec.id is not None
+        rids.append(rec.id)
+        if with_traders:
+            acc = repo.create_account(
+                store, user.id, "paper", f"p{i}", "paper", None, [("paper-{account_id}", "P")]
+            )
+            assert acc.id is not None
+            with store.read() as s:
+                sub = repo.list_sub_accounts(s, acc.id)[0]
+            repo.create_trader(store, user.id, rec.id, acc.id, sub.id)
+    broker = (
+        ray.remote(BrokerActor)
+        .options(**actor_options(BROKER, ns))
+        .remote(name=BROKER, kind="paper", namespace=ns, limits=PAPER_LIMITS)
+    )
+    host = (
+        ray.remote(RecorderActor)
+        .options(**actor_options(host_name(0), ns))
+        .remote(0, 1, url, 1.0, namespace=ns)
+    )
+    ray.get([broker.ping.remote(), host.ping.remote()])
+    return host, broker, store, rids
+
+
+def signal(host: Any, store: Store, rid: int, action: str) -> Any:
+    return host.on_signal.remote(*signal_item(store, rid, action))
+
+
+def signals(host: Any, items: list[tuple[int, int, dict[str, Any]]]) -> Any:
+    """Several stored signals in one host call, as the webhook dispatcher coalesces them."""
+    now = time.time()
+    return host.on_signals.remote([(sid, rid, {**i, "received_at": now}) for sid, rid, i in items])
+
+
+def signal_item(store: Store, rid: int, action: str) -> tuple[int, int, dict[str, Any]]:
+    now = time.time()
+    row, _ = repo.insert_signal(
+        store,
+        recorder_id=rid,
+        raw_body=b"{}",
+        content_type=None,
+        remote_addr=None,
+        dedupe_key=None,
+        window_s=0,
+        now=now,
+    )
+    intent = {
+        "kind": action,
+        "quantity": None,
+        "target": None,
+        "price": None,
+        "symbol": SYMBOL,
+        "signal_time": None,
+        "received_at": time.time(),
+    }
+    assert row.id is not None
+    return row.id, rid, intent
+
+
+def ticks(host: Any, broker: Any, px: float, n: int) -> tuple[float, list[Any]]:
+    tss, prices = [], []
+    for _ in range(n):
+        px += random.choice((-TICK, TICK))
+        tss.append(time.time())
+        prices.append(px)
+    batch = {SYMBOL: (tss, prices)}
+    return px, [broker.on_ticks.remote(batch), host.on_ticks.remote(batch)]
+
+
+def latencies(broker: Any, kind: str) -> list[float]:
+    """Milliseconds from cause to submission of orders whose id carries ``kind``."""
+    return [
+        (sent - created) * 1000
+        for cl, created, sent in ray.get(broker.sent_orders.remote())
+        if kind in cl and created > 0
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--recorders", type=int, default=20)
+    args = ap.parse_args()
+    n_signals = 200 if args.quick else 1000
+    seconds = 3.0 if args.quick else 10.0
+    random.seed(7)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    report = Report("live_latency")
+    report.notes.append(str(machine()))
+    tmp = Path(tempfile.mkdtemp(prefix="jt-bench-live-"))
+    try:
+        host, broker, store, rids = build(args.recorders, True, tmp)
+        px = 20000.0
+        px, refs = ticks(host, broker, px, 1)
+        ray.get(refs)
+
+        # (a) signal -> order submitted
+        pings = []
+        for i in range(n_signals):
+            rid = rids[i % len(rids)]
+            action = "buy" if (i // len(rids)) % 2 == 0 else "close"
+            ray.get(signal(host, store, rid, action))
+            t0 = time.perf_counter()
+            ray.get(host.ping.remote())
+            pings.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.5)
+        sig = latencies(broker, "-s")
+        p50, p99 = pct(sig, 50), pct(sig, 99)
+        print(f"signal -> order submitted: n={len(sig)} p50={p50:.2f} ms p99={p99:.2f} ms")
+        print(f"  baseline host ping: p50={pct(pings, 50):.2f} ms p99={pct(pings, 99):.2f} ms")
+        report.add(
+            "signal_to_order_p50",
+            p50,
+            "ms",
+            baseline=pct(pings, 50),
+            target=f"p99 <= {SIGNAL_TARGET_MS} ms",
+        )
+        report.add(
+            "signal_to_order_p99",
+            p99,
+            "ms",
+            target=f"<= {SIGNAL_TARGET_MS} ms",
+            ok=p99 <= SIGNAL_TARGET_MS,
+            baseline=pct(pings, 99),
+        )
+
+        # (b) tick -> exit order submitted at a steady 2,000 ticks/s
+        for rid in rids:
+            ray.get(signal(host, store, rid, "buy"))
+        # signal rows stored up front: the driver must not compete with the host for the
+        # database during the run (webhook ingest contention is bench.ingest's subject)
+        reentries = [
+            [signal_item(store, rid, "buy") for rid in rids] for _ in range(int(seconds * 4) + 2)
+        ]
+        start = time.perf_counter()
+        sent, px, tss, prices = 0, px, [], []
+        in_flight: dict[str, Any] = {"host": None, "broker": None}
+        pending: list[Any] = []
+        last_reentry = start
+        while (now := time.perf_counter()) - start < seconds:
+            due = int((now - start) * RATE) - sent  # ticks the market printed since
+            for _ in range(due):
+                px += random.choice((-TICK, TICK))
+                tss.append(time.time())
+                prices.append(px)
+            sent += max(0, due)
+            # Like the feed: one batch in flight per target, ticks arriving meanwhile coalesce
+            # into the next batch (a slow target gets bigger batches, not a growing queue).
+            if tss and all(
+                r is None or not ray.wait([r], timeout=0)[1] for r in in_flight.values()
+            ):
+                batch = {SYMBOL: (tss, prices)}
+                in_flight = {
+                    "host": host.on_ticks.remote(batch),
+                    "broker": broker.on_ticks.remote(batch),
+                }
+                tss, prices = [], []
+            if now - last_reentry > 0.25:  # re-enter whatever took profit
+                last_reentry = now
+                pending.append(signals(host, reentries.pop()))
+            time.sleep(0.001)
+        pending += [r for r in in_flight.values() if r is not None]
+        ray.get(pending)
+        elapsed = time.perf_counter() - start
+        time.sleep(0.5)
+        exits = latencies(broker, "-x")
+        rate = sent / elapsed
+        print(f"ticks sent: {sent} in {elapsed:.1f} s ({rate:.0f}/s); exit orders: {len(exits)}")
+        x50, x99 = pct(exits, 50), pct(exits, 99)
+        host_lag = ray.get(host.status.remote())["live"]["send_lag_p99_ms"]
+        print(
+            f"  of which in the host (cause -> handed to Ray), p99 over both phases: {host_lag:.2f} ms"
+        )
+        print(f"tick -> exit order submitted: p50={x50:.2f} ms p99={x99:.2f} ms")
+
+        # baseline: the same stream through a host without live pairs
+        host2, broker2, _store2, _ = build(args.recorders, False, tmp)
+        rtts = []
+        for _ in range(int(seconds * RATE / BATCH / 4)):
+            t0 = time.perf_counter()
+            px, refs = ticks(host2, broker2, px, BATCH)
+            ray.get(refs)
+            rtts.append((time.perf_counter() - t0) * 1000)
+        print(
+            f"  baseline tick batch round trip: p50={pct(rtts, 50):.2f} ms p99={pct(rtts, 99):.2f} ms"
+        )
+        report.add(
+            "tick_rate", rate, "ticks/s", target=f">= {RATE * 0.95:.0f}", ok=rate >= RATE * 0.95
+        )
+        report.add("tick_to_exit_p50", x50, "ms", baseline=pct(rtts, 50))
+        report.add(
+            "tick_to_exit_p99",
+            x99,
+            "ms",
+            target=f"<= {TICK_TARGET_MS} ms",
+            ok=x99 <= TICK_TARGET_MS and len(exits) > 0,
+            baseline=pct(rtts, 99),
+        )
+        report.notes.append(
+            f"{args.recorders} recorders x 1 paper trader; {len(sig)} signal orders, "
+            f"{len(exits)} tick exits; mean signal {statistics.fmean(sig) if sig else 0:.2f} ms"
+        )
+    finally:
+        ray.shutdown()
+    report.emit()
+
+
+if __name__ == "__main__":
+    main()
