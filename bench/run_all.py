@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import machine
 
-BENCHES = ["tick_path", "ingest", "memory", "startup", "kill_switch"]
+BENCHES = ["tick_path", "ingest", "memory", "startup", "kill_switch", "live_latency"]
 HERE = Path(__file__).parent
 
 

@@ -1,0 +1,32 @@
+"""Smoke test of the live-latency bench: it runs end to end on a small scale, its live pairs
+really trade (signal orders and tick exits reach the broker), and it reports every figure.
+No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+def test_live_latency_bench_runs_and_trades() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.live_latency", "--quick", "--recorders", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    metrics = {f["metric"] for f in result["figures"]}
+    assert {"signal_to_order_p99", "tick_rate", "tick_to_exit_p99"} <= metrics
+    counts = next(n for n in result["notes"] if "signal orders" in n)
+    signal_orders = int(counts.split(";")[1].split()[0])
+    tick_exits = int(counts.split(",")[1].split()[0])
+    assert signal_orders >= 150  # every signal of phase (a) became one order at the broker
+    assert tick_exits > 0  # take profits fired on ticks and reached the broker
