@@ -265,3 +265,31 @@ def _fills(s: Any, recorder_id: int) -> list[Any]:
     from actors.store import models
 
     return list(s.exec(select(models.Fill).where(models.Fill.recorder_id == recorder_id)))
+
+
+def test_a_host_killed_mid_exit_recovers_the_fills_it_missed(tree: Tree) -> None:
+    """The host dies right after sending exits, so the broker's fill events reach nobody. The
+    restarted host rebuilds its live pairs from the store, asks the broker actor about the
+    orders still open (same client order ids: nothing is sent twice) and books the fills."""
+    tree.price(20000.0)
+    tree.signal("buy")
+    until(tree.settled([1, 2, 3]), "long before the kill")
+    sent_before = len(ray.get(tree.broker.sent_orders.remote()))
+    tree.signal("close")
+    ray.kill(tree.host, no_restart=False)  # SIGKILL; Ray restarts it (max_restarts=-1)
+
+    def recovered() -> bool:
+        try:
+            tree.price(20000.0)  # ticks start the restarted host's timers
+        except ray.exceptions.RayActorError:
+            return False
+        return tree.settled([0, 0, 0])()
+
+    until(recovered, "flat after the host restart", timeout=60)
+    sent = ray.get(tree.broker.sent_orders.remote())[sent_before:]
+    exits = [cl for cl, _, _ in sent if "-s" in cl]
+    assert len(exits) == len(set(exits)), "an order was sent twice"
+    with tree.store.read() as s:
+        fills = [f for f in _fills(s, tree.rid) if f.trader_id]
+    sim_fills = httpx.get(f"{tree.sim.admin_url}/state", timeout=10).json()["fills"]
+    assert len(fills) == len(sim_fills), "every broker fill booked exactly once"

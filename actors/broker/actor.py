@@ -355,6 +355,16 @@ class BrokerActor:
             if pos.net_pos != 0 and (account is None or pos.account == account)
         ]
 
+    async def lookup(self, cl_ord_ids: list[str]) -> dict[str, Any]:
+        """What this actor knows of the given orders: ``states`` (cl -> OrderState or None
+        when it never saw the id) and their ``fills``. How a pair that may have missed events
+        (it was down, or this actor restarted and forgot its subscribers) catches up."""
+        wanted = set(cl_ord_ids)
+        return {
+            "states": {cl: self._states.get(cl) for cl in cl_ord_ids},
+            "fills": [f for f in self._fills if f.cl_ord_id in wanted],
+        }
+
     async def sent_orders(self) -> list[tuple[str, float, float]]:
         """``(cl_ord_id, created_ts, sent_ts)`` of recent orders handed to the adapter: the
         requester's clock to the moment the broker call started (benchmarks, /metrics)."""

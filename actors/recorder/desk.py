@@ -31,7 +31,7 @@ from typing import Any
 import ray
 from sqlmodel import Session
 
-from actors.broker.base import OrderRequest, OrderState, UnknownOrder
+from actors.broker.base import OrderRequest, OrderState, UnknownOrder, event_to_dict
 from actors.broker.logins import broker_account
 from actors.instruments import spec_for
 from actors.recorder.config import RecorderSettings
@@ -45,6 +45,10 @@ log = logging.getLogger("justtrades.desk")
 
 Write = Callable[[Session], None]
 RESUBSCRIBE_S = 10.0
+#: An order not settled this long after it was sent is looked up at its broker actor: the pair
+#: may have missed events (it was down, or the broker actor restarted and forgot its listeners).
+SWEEP_AFTER_S = 3.0
+SWEEP_EVERY_S = 3.0
 
 
 def live_key(recorder_id: int, trader_id: int) -> str:
@@ -85,6 +89,8 @@ class LiveDesk:
         #: per order sent: cause (signal received / tick) -> handed to Ray, ms (diagnostics)
         self.send_lag_ms: deque[float] = deque(maxlen=10_000)
         self.commit: Callable[[Write], None] = lambda w: None  # set by the host
+        self.last_sweep = 0.0
+        self.recovering = False  # restored orders not looked up at their broker yet
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -121,6 +127,7 @@ class LiveDesk:
             for p in rows:
                 if p.state:
                     pair.restore(p.symbol, p.state)
+            self.recovering |= bool(pair.unsettled(time.time(), 0.0))
             lh = LiveHosted(
                 t.id,
                 recorder_id,
@@ -206,7 +213,64 @@ class LiveDesk:
         for name, at in list(self.subscribed_at.items()):
             if now - at >= RESUBSCRIBE_S:  # a restarted broker actor forgot its subscribers
                 self._subscribe(name, now)
+        if self.recovering or now - self.last_sweep >= SWEEP_EVERY_S:
+            self._sweep(now, 0.0 if self.recovering else SWEEP_AFTER_S)
+            self.recovering = False
         return self._collect([(lh, lh.pair.on_timer(now)) for lh in self.by_key.values()])
+
+    def _sweep(self, now: float, older_than_s: float) -> None:
+        """Ask each broker actor about the pairs' unsettled orders (see :data:`SWEEP_AFTER_S`)."""
+        self.last_sweep = now
+        asks: dict[str, list[tuple[LiveHosted, str]]] = {}
+        for lh in self.by_key.values():
+            for o in lh.pair.unsettled(now, older_than_s):
+                asks.setdefault(lh.broker, []).append((lh, o.cl))
+        for name, items in asks.items():
+            try:
+                handle = self._handle(name)
+            except ValueError:
+                continue  # not running: asked again at the next sweep
+            ref = handle.lookup.remote([cl for _, cl in items])
+            self._spawn(self._await_lookup(items, ref))
+
+    async def _await_lookup(self, items: list[tuple[LiveHosted, str]], ref: Any) -> None:
+        try:
+            found = await ref
+        except Exception as exc:  # the broker actor is down: the next sweep asks again
+            log.warning("order lookup failed: %r", exc)
+            return
+        now = time.time()
+        pairs = {cl: lh for lh, cl in items}
+        outs: list[tuple[LiveHosted, LiveOutcome]] = []
+        for f in found["fills"]:  # fills first: a state saying "filled" then finds them booked
+            lh = pairs.get(f.cl_ord_id)
+            if lh is not None:
+                outs.append((lh, lh.pair.on_event(event_to_dict(f), now)))
+        for cl, state in found["states"].items():
+            lh = pairs[cl]
+            if state is not None:
+                out = lh.pair.on_order(
+                    cl, state.status, state.filled_qty, state.reason, state.broker_order_id, now
+                )
+                outs.append((lh, out))
+                continue
+            o = lh.pair.order(cl)
+            if o is None or o.done:
+                continue
+            if o.cancel_sent:  # we wanted it gone and the broker never had it
+                outs.append(
+                    (lh, lh.pair.on_order(cl, "cancelled", 0, "unknown_at_broker", None, now))
+                )
+                continue
+            request = lh.pair.request_for(cl)  # never reached the broker: send it (same id)
+            if request is not None:
+                self.counts["resent"] = self.counts.get("resent", 0) + 1
+                self.outbox.append((lh, "place", request))
+        write = self._collect(outs)
+        if write is not None:
+            self.commit(write)
+        else:
+            self.send()
 
     # -- persistence ----------------------------------------------------------------------------
 

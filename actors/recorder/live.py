@@ -539,6 +539,38 @@ class LivePair:
         out.symbols.add(b.symbol)
         return cl
 
+    def request_for(self, cl: str) -> OrderRequest | None:
+        """The request an order of this pair was sent with, rebuilt from its record (to send it
+        again under the same id: the broker answers a known id with its state, so this is how a
+        recovered pair makes sure an order it may or may not have sent exists exactly once)."""
+        b, o = self._find(cl)
+        if b is None or o is None:
+            return None
+        return OrderRequest(
+            cl_ord_id=o.cl,
+            account=self.t.account,
+            symbol=b.symbol,
+            side=o.side,  # type: ignore[arg-type]
+            qty=o.qty,
+            order_type="stop" if o.stop is not None else "market",
+            stop_price=None if o.stop is None else float(b.money.price(o.stop)),
+            priority=_PRIORITY.get(o.role, Priority.ENTRY),
+            pair_key=self.key,
+            created_ts=o.placed_ts,
+        )
+
+    def order(self, cl: str) -> LiveOrder | None:
+        return self._find(cl)[1]
+
+    def unsettled(self, now: float, older_than_s: float) -> list[LiveOrder]:
+        """Orders not settled yet that were sent at least ``older_than_s`` ago."""
+        return [
+            o
+            for b in self.books.values()
+            for o in b.orders.values()
+            if not o.done and now - o.placed_ts >= older_than_s
+        ]
+
     def _find(self, cl: str | None) -> tuple[LiveBook | None, LiveOrder | None]:
         if cl is None:
             return None, None
