@@ -110,6 +110,13 @@ class TraderOverrides(BaseModel):
     stop_loss: StopLoss | None = None
 
 
+ReconcilePolicy = Literal["alert", "adopt", "correct"]
+_POLICY_DOC = (
+    "what the reconciler does when the broker position differs from the pair's: alert only, "
+    "adopt the broker's position, or correct the broker with a market order"
+)
+
+
 class TraderIn(BaseModel):
     recorder_id: int
     account_id: int
@@ -121,6 +128,7 @@ class TraderIn(BaseModel):
     max_contracts: int | None = Field(default=None, ge=1)
     close_only: bool = False
     overrides: TraderOverrides = Field(default_factory=TraderOverrides)
+    reconcile_policy: ReconcilePolicy = Field(default="alert", description=_POLICY_DOC)
 
 
 class TraderPatch(BaseModel):
@@ -134,6 +142,7 @@ class TraderPatch(BaseModel):
     max_contracts: int | None = Field(default=None, ge=1)
     close_only: bool | None = None
     overrides: TraderOverrides | None = None
+    reconcile_policy: ReconcilePolicy | None = Field(default=None, description=_POLICY_DOC)
 
 
 class TraderOut(BaseModel):
@@ -146,6 +155,7 @@ class TraderOut(BaseModel):
     max_contracts: int | None
     close_only: bool
     overrides: TraderOverrides
+    reconcile_policy: str = "alert"
     created_at: float
 
     @classmethod
@@ -160,6 +170,9 @@ class TraderOut(BaseModel):
             multiplier=t.multiplier,
             max_contracts=t.max_contracts,
             close_only=t.close_only,
-            overrides=TraderOverrides.model_validate(t.overrides or {}),
+            overrides=TraderOverrides.model_validate(
+                {k: v for k, v in (t.overrides or {}).items() if k != "reconcile_policy"}
+            ),
+            reconcile_policy=str((t.overrides or {}).get("reconcile_policy", "alert")),
             created_at=t.created_at,
         )

@@ -293,3 +293,65 @@ def test_a_host_killed_mid_exit_recovers_the_fills_it_missed(tree: Tree) -> None
         fills = [f for f in _fills(s, tree.rid) if f.trader_id]
     sim_fills = httpx.get(f"{tree.sim.admin_url}/state", timeout=10).json()["fills"]
     assert len(fills) == len(sim_fills), "every broker fill booked exactly once"
+
+
+def _manual(tree: Tree, account: str, action: str, qty: int) -> None:
+    """An order entered by hand at the broker (another session of the same login)."""
+    from actors.broker.tradovate.sim.testing import Api
+
+    api = Api(tree.sim, symbol=SYMBOL)
+    acc = next(a for a in api.get("account/list") if a["name"] == account)
+    api.account = acc
+    api.order(action, qty)
+
+
+def _risk(tree: Tree) -> dict[int, str]:
+    view = ray.get(tree.host.reconcile_view.remote())
+    return {t["trader_id"]: t["risk"] for g in view for t in g["traders"]}
+
+
+def test_reconciler_halts_on_a_hand_made_position_and_applies_each_policy(tree: Tree) -> None:
+    """Trader 1 (policy alert): a position opened by hand on its flat account is unexplained,
+    so it is HALTED (never flattened) until resolved. Trader 2 (correct): a hand-made partial
+    close is undone by a market order. Trader 3 (adopt): a hand-made add becomes its book."""
+    for trader_id, policy in ((2, "correct"), (3, "adopt")):
+        repo.update_trader(tree.store, trader_id, overrides={"reconcile_policy": policy})
+    ray.get(tree.host.load_traders.remote(tree.rid))
+    tree.price(20000.0)
+    assert tree.settled([0, 0, 0])()
+
+    _manual(tree, "DEMO0001", "Buy", 1)
+    until(lambda: tree.broker_nets()[0] == 1, "the hand-made position at the broker")
+
+    def halted() -> bool:
+        tree.price(20000.0)
+        return _risk(tree).get(1) == "HALTED"
+
+    until(halted, "trader 1 halted")
+    assert tree.broker_nets()[0] == 1  # shown, not flattened
+    view = ray.get(tree.host.reconcile_view.remote())
+    assert any(g["account"] == "DEMO0001" and g["verdict"] == "unexplained" for g in view)
+
+    tree.signal("buy")  # trader 1 is halted: only 2 and 3 trade
+    until(lambda: tree.broker_nets() == [1, 2, 3], "2 and 3 long, 1 untouched")
+    assert tree.pair_nets() == [0, 2, 3]
+
+    _manual(tree, "DEMO0002", "Sell", 1)  # trader 2: broker 1, book 2 -> corrected
+    _manual(tree, "DEMO0003", "Buy", 1)  # trader 3: broker 4, book 3 -> adopted
+
+    def policies_applied() -> bool:
+        tree.price(20000.0)
+        return tree.broker_nets()[1:] == [2, 4] and tree.pair_nets()[1:] == [2, 4]
+
+    until(policies_applied, "trader 2 corrected, trader 3 adopted")
+
+    ray.get(tree.host.resolve.remote(1, SYMBOL, "external"))  # the hand-made long is not ours
+    assert _risk(tree).get(1) == "ACTIVE"
+    tree.signal("close")
+    until(lambda: tree.broker_nets() == [1, 0, 0], "closed: the external long stays")
+    _manual(tree, "DEMO0001", "Sell", 1)
+    until(lambda: tree.broker_nets() == [0, 0, 0], "the hand closes its own position")
+    ray.get(tree.host.resolve.remote(1, SYMBOL, "external"))  # nothing external any more
+    for trader_id in (2, 3):
+        repo.update_trader(tree.store, trader_id, overrides={})
+    ray.get(tree.host.load_traders.remote(tree.rid))

@@ -483,6 +483,7 @@ class BrokerActor:
     def _on_broker_event(self, event: BrokerEvent) -> None:
         """Adapter listener: update the synced state, queue the event for subscribers."""
         pair_key: str | None = None
+        origin: str | None = None
         if isinstance(event, OrderState):
             if not self._merge(event):
                 return
@@ -492,12 +493,19 @@ class BrokerActor:
             self._fills.append(event)
             request = self._requests.get(event.cl_ord_id)
             pair_key = request.pair_key if request else None
+            # A fill no pair ordered is the kill switch's (its flatten orders, or a broker-side
+            # liquidation it started) or a hand at the broker's: only the first may be booked
+            # by the pairs; the second is the reconciler's to show.
+            if (request is not None and is_kill_order(self._requests, event.cl_ord_id)) or (
+                request is None and self._liquidations.recent((event.account, event.symbol))
+            ):
+                origin = "kill_switch"
         elif isinstance(event, BrokerPosition):
             self._positions[(event.account, event.symbol)] = event
         else:  # pragma: no cover - adapter bug
             log.error("ignoring unknown broker event %r", event)
             return
-        self._listeners.publish(event, pair_key)
+        self._listeners.publish(event, pair_key, origin)
 
 
 def broker_actor_class() -> Any:

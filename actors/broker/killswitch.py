@@ -139,6 +139,11 @@ class Liquidations:
             if now - at < LIQUIDATION_GUARD_S and key in positions and positions[key].net_pos != 0
         }
 
+    def recent(self, key: tuple[str, str]) -> bool:
+        """A liquidation of (account, symbol) started within the guard period."""
+        at = self.started.get(key)
+        return at is not None and time.monotonic() - at < LIQUIDATION_GUARD_S
+
     def targets(
         self, positions: Mapping[tuple[str, str], BrokerPosition], affected: Callable[[str], bool]
     ) -> list[tuple[str, str]]:

@@ -56,7 +56,7 @@ class Listeners:
     def remove(self, listener_name: str) -> None:
         self.subscribers.pop(listener_name, None)
 
-    def publish(self, event: BrokerEvent, pair_key: str | None) -> None:
+    def publish(self, event: BrokerEvent, pair_key: str | None, origin: str | None = None) -> None:
         """Number ``event`` and queue it for every subscriber (sent from the next loop
         iteration on)."""
         self.seq += 1
@@ -67,6 +67,7 @@ class Listeners:
             "seq": self.seq,
             "broker": self.broker_name,
             "pair_key": pair_key,
+            "origin": origin,
         }
         for sub in self.subscribers.values():
             sub.pending.append(message)

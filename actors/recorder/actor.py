@@ -24,6 +24,8 @@ METHODS = (
     "on_broker_events",
     "load_traders",
     "live_positions",
+    "resolve",
+    "reconcile_view",
 )
 
 

@@ -431,6 +431,17 @@ class RecorderHost:
     async def live_positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
         return self.desk.positions(recorder_id)
 
+    async def resolve(self, trader_id: int, symbol: str, action: str) -> dict[str, Any]:
+        """A user's decision on a HALTED live pair (adopt | external | resume)."""
+        write = self.desk.resolve(trader_id, symbol, action, time.time())
+        if write is not None:
+            self._commit(write)
+        return {"trader_id": trader_id, "symbol": symbol, "action": action}
+
+    async def reconcile_view(self) -> list[dict[str, Any]]:
+        """Every (broker, account, contract) this host's live pairs trade, with the verdict."""
+        return self.desk.reconcile_view()
+
     def _beat(self) -> None:
         """Timer beat of the live pairs: timeouts, retries, throttled stop moves."""
         write = self.desk.on_timer(time.time())

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 from actors.broker.base import OrderRequest, Priority
@@ -57,6 +58,18 @@ from actors.recorder.live_book import (
     unplan_entries,
 )
 from actors.recorder.live_orders import REDUCING_ROLES, LiveOrder, Request
+from actors.recorder.live_risk import (
+    ACTIVE,
+    HALTED,
+    REDUCING,
+    adopt,
+    correction,
+    new_day,
+    note_trades,
+    risk_restore,
+    risk_snapshot,
+    set_risk,
+)
 from actors.recorder.plan import cap_legs, plan_signal
 
 _PRIORITY = {"exit": Priority.EXIT, "stop": Priority.PROTECT}
@@ -78,6 +91,10 @@ class LivePair:
         self.books: dict[str, LiveBook] = {}
         self.seq = 0
         self.signals: list[int] = []  # recent signal ids: a replayed signal plans nothing
+        self.risk = ACTIVE
+        self.risk_events: list[dict[str, Any]] = []
+        self.day: str | None = None
+        self.day_pnl = Fraction(0)
 
     def book(self, symbol: str) -> LiveBook:
         b = self.books.get(symbol)
@@ -131,7 +148,10 @@ class LivePair:
         if signal_id in self.signals:  # re-applied after a restart: its orders exist already
             return LiveOutcome("duplicate")
         self.signals = [*self.signals[-255:], signal_id]
-        sides = frozenset() if self.t.close_only else entry_sides
+        new_day(self, ts)
+        if self.risk == HALTED:
+            return LiveOutcome("halted")
+        sides = frozenset() if self.t.close_only or self.risk == REDUCING else entry_sides
         plan = plan_signal(
             self.projected(b),
             kind,
@@ -223,7 +243,7 @@ class LivePair:
             return out  # no rule can fire at p and nothing is under way: the common tick
         b.bounds = None  # the rules may change the levels
         closable = self._closable(b) - sum(r.qty for r in b.want_exit)
-        if closable > 0 and not entries_in_flight(b):
+        if closable > 0 and not entries_in_flight(b) and self.risk != HALTED:
             shadow = copy.copy(pos)  # the rules run on what is not already closing
             shadow.qty = closable
             res = b.rules.on_tick(shadow, st, p, ts)
@@ -233,7 +253,7 @@ class LivePair:
                         b.stop_wait_since = ts  # the broker's stop fires on this tick too
                     continue
                 self._want_exit(b, t.quantity, t.reason)
-            if not self.t.close_only:
+            if not self.t.close_only and self.risk == ACTIVE:
                 for d in res.dca:
                     qty = self._room(b, d.qty)
                     if qty > 0:
@@ -356,19 +376,26 @@ class LivePair:
             out.orders[o.cl] = o
             if o.role == "exit":
                 b.backoff.ok()
+        if o is not None and o.role == "correct":  # the book already holds what it should
+            self._drive(b, ts, out)
+            return out
         kind = o.role if o is not None else "exit"
         why = o.reason if o is not None else (reason or "external")
         book_fill(b, side, qty, price, ts, kind, why, out)
+        if out.trades:
+            note_trades(self, out.trades, ts)
         out.symbols.add(b.symbol)
         self._drive(b, ts, out)
         return out
 
-    def on_position(self, symbol: str, net: int, ts: float) -> LiveOutcome:
+    def on_position(
+        self, symbol: str, net: int, ts: float, price: float | None = None
+    ) -> LiveOutcome:
         """The broker's netted position of this account in ``symbol`` (sync stream)."""
         out = LiveOutcome()
         b = self.books.get(symbol)
         if b is not None:
-            b.broker_net = net
+            b.broker_net, b.broker_price = net, price
             b.stop_hold_since = None
             self._drive(b, ts, out)
         return out
@@ -397,7 +424,7 @@ class LivePair:
                 ev.get("symbol"),
             )
         if kind == "position":
-            return self.on_position(ev["symbol"], int(ev["net_pos"]), now)
+            return self.on_position(ev["symbol"], int(ev["net_pos"]), now, ev.get("net_price"))
         return LiveOutcome("ignored")
 
     def on_timer(self, now: float) -> LiveOutcome:
@@ -414,6 +441,8 @@ class LivePair:
         """Send what the state calls for, one phase at a time (see module docstring)."""
         for cl in [cl for cl, o in b.orders.items() if o.done]:
             out.orders[cl] = b.orders.pop(cl)
+        if self.risk == HALTED:
+            return  # nothing new goes out until a user resolves it
         if b.stop_wait_since is not None and now - b.stop_wait_since >= self.t.stop_grace_s:
             b.stop_wait_since = None  # the broker's stop did not fill: exit ourselves
             if b.pos is not None and self._closable(b) > 0:
@@ -539,6 +568,46 @@ class LivePair:
         out.symbols.add(b.symbol)
         return cl
 
+    # -- reconciliation and risk -----------------------------------------------------------------
+
+    def settled(self, b: LiveBook) -> bool:
+        """Nothing under way in ``b``: its book is what the broker should hold."""
+        return self._quiet(b)
+
+    def halt(self, reason: str, now: float) -> bool:
+        return set_risk(self, HALTED, reason, now)
+
+    def reconcile(self, b: LiveBook, action: str, now: float) -> LiveOutcome:
+        """Apply a reconciler decision (``adopt`` or ``correct``) to contract ``b``."""
+        out = LiveOutcome(action)
+        if action == "adopt" and b.broker_net is not None:
+            adopt(self, b, b.broker_net - b.external, b.broker_price, now)
+            self.risk_events = [
+                *self.risk_events[-19:],
+                {"ts": now, "from": self.risk, "to": self.risk, "reason": f"adopted {b.net}"},
+            ]
+        elif action == "correct":
+            r = correction(self, b)
+            if r is not None:
+                self._send(b, r, r.qty, now, out)
+        out.symbols.add(b.symbol)
+        self._drive(b, now, out)
+        return out
+
+    def resolve(self, symbol: str, action: str, now: float) -> LiveOutcome:
+        """A user's decision on a HALTED pair (see :meth:`LiveDesk.resolve`)."""
+        b = self.books.get(symbol)
+        if b is None or action not in ("adopt", "external", "resume"):
+            raise ValueError(f"cannot {action!r} {symbol!r}")
+        if action == "adopt" and b.broker_net is not None:
+            adopt(self, b, b.broker_net - b.external, b.broker_price, now)
+        elif action == "external" and b.broker_net is not None:
+            b.external = b.broker_net - b.net
+        set_risk(self, ACTIVE, f"resolved by user: {action}", now)
+        out = LiveOutcome(action, symbols={symbol})
+        self._drive(b, now, out)
+        return out
+
     def request_for(self, cl: str) -> OrderRequest | None:
         """The request an order of this pair was sent with, rebuilt from its record (to send it
         again under the same id: the broker answers a known id with its state, so this is how a
@@ -584,12 +653,21 @@ class LivePair:
 
     def view(self, symbol: str) -> dict[str, Any] | None:
         b = self.books.get(symbol)
-        return None if b is None else book_view(b)
+        view = None if b is None else book_view(b)
+        if view is not None:
+            view["risk"] = self.risk
+        return view
 
     def snapshot(self, symbol: str) -> dict[str, Any]:
-        return {"seq": self.seq, "signals": self.signals, **book_snapshot(self.book(symbol))}
+        return {
+            "seq": self.seq,
+            "signals": self.signals,
+            **risk_snapshot(self),
+            **book_snapshot(self.book(symbol)),
+        }
 
     def restore(self, symbol: str, snap: dict[str, Any]) -> None:
         self.seq = max(self.seq, int(snap.get("seq", 0)))
         self.signals = sorted(set(self.signals) | set(snap.get("signals", [])))[-256:]
+        risk_restore(self, snap)
         book_restore(self.book(symbol), snap)

@@ -18,6 +18,8 @@ from actors.recorder.pair import FillEvent, _decode, _encode
 def _in_flight(o: LiveOrder) -> bool:
     """Whether ``o``'s pending contracts are a change under way. A resting protective stop is
     not (it may never trigger); a stop that filled but whose fills are not booked yet is."""
+    if o.role == "correct":  # changes the broker, not the book
+        return False
     return o.role != "stop" or o.terminal
 
 
@@ -42,6 +44,7 @@ class Trader:
     exit_timeout_s: float = 10.0
     confirm_timeout_s: float = 5.0
     stop_grace_s: float = 2.0
+    reconcile: str = "alert"  # policy for drift: alert | adopt | correct
     stop_move_s: float = 1.0  # at most one stop move per this long (rate budget), qty changes aside
 
     def scale(self, qty: int) -> int:
@@ -71,6 +74,9 @@ class LiveBook:
     stop_hold_since: float | None = None  # our stop ended without our asking: wait for news
     bounds: tuple[int, int] | None = None  # prices strictly inside trigger nothing (cached)
     seen: tuple[int, int] | None = None  # lowest/highest price since the last fill
+    external: int = 0  # broker contracts declared not ours (opened by hand)
+    drift: int = 0  # broker minus expected, as the reconciler last saw it
+    broker_price: float | None = None
     backoff: Backoff = field(default_factory=Backoff)
     seen_fills: list[str] = field(default_factory=list)
 
@@ -122,6 +128,8 @@ def book_view(b: LiveBook) -> dict[str, Any] | None:
         "broker_net": b.broker_net,
         "stop_price": None if stop is None or stop.stop is None else float(m.price(stop.stop)),
         "working_orders": len(b.orders),
+        "drift": b.drift,
+        "external": b.external,
     }
 
 
@@ -138,6 +146,7 @@ def book_snapshot(b: LiveBook) -> dict[str, Any]:
         "want_entry": [r.row() for r in b.want_entry],
         "stop_cl": b.stop_cl,
         "seen_fills": b.seen_fills,
+        "external": b.external,
     }
 
 
@@ -151,6 +160,7 @@ def book_restore(b: LiveBook, snap: dict[str, Any]) -> None:
     b.want_entry = [Request(**r) for r in snap.get("want_entry", [])]
     b.stop_cl = snap.get("stop_cl")
     b.seen_fills = list(snap.get("seen_fills", []))
+    b.external = int(snap.get("external", 0))
 
 
 def unplan_entries(b: LiveBook, side: int, qty: int) -> int:

@@ -14,10 +14,11 @@ with an open position cannot be deleted (409): nobody would manage that position
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -128,7 +129,8 @@ async def _create(ctx: Context, body: TraderIn, sub_id: int) -> Any:
             multiplier=body.multiplier,
             max_contracts=body.max_contracts,
             close_only=body.close_only,
-            overrides=body.overrides.model_dump(mode="json", exclude_none=True),
+            overrides=body.overrides.model_dump(mode="json", exclude_none=True)
+            | {"reconcile_policy": body.reconcile_policy},
         )
     )
 
@@ -156,8 +158,15 @@ async def update_trader(
         kwargs["sub_account_id"] = await run_in_threadpool(check_sub)
     if "max_contracts" in sent:
         kwargs["max_contracts"] = body.max_contracts
-    if body.overrides is not None:
-        kwargs["overrides"] = body.overrides.model_dump(mode="json", exclude_none=True)
+    if body.overrides is not None or body.reconcile_policy is not None:
+        old = dict(trader.overrides or {})
+        policy = body.reconcile_policy or old.get("reconcile_policy", "alert")
+        base = (
+            body.overrides.model_dump(mode="json", exclude_none=True)
+            if body.overrides is not None
+            else {k: v for k, v in old.items() if k != "reconcile_policy"}
+        )
+        kwargs["overrides"] = base | {"reconcile_policy": policy}
     try:
         updated = await _update(ctx, trader_id, body, kwargs)
     except IntegrityError as exc:  # moved onto a sub-account this recorder already trades
@@ -220,6 +229,31 @@ async def trader_orders(
             return [o.model_dump() for o in repo.list_orders(s, trader_id=trader_id, status=status)]
 
     return await run_in_threadpool(read)
+
+
+class ResolveIn(BaseModel):
+    symbol: str
+    action: Literal["adopt", "external", "resume"] = Field(
+        description="adopt the broker's position into the pair, declare it external (opened by "
+        "hand: not the pair's, expected from now on), or resume as is"
+    )
+
+
+@router.post("/{trader_id}/resolve", summary="Decide about a HALTED trader's broker position")
+async def resolve(
+    trader_id: int, body: ResolveIn, ctx: Context = Depends(get_ctx)
+) -> dict[str, Any]:
+    trader = await run_in_threadpool(_owned_trader, ctx, trader_id)
+    if not ctx.hosts:
+        raise HTTPException(503, detail={"reason": "no_hosts"})
+    try:
+        return await ctx.host_for(trader.recorder_id).resolve.remote(
+            trader_id, body.symbol, body.action
+        )
+    except Exception as exc:  # not loaded here, or no such contract in the pair
+        raise HTTPException(
+            409, detail={"reason": "cannot_resolve", "detail": str(exc)[:300]}
+        ) from None
 
 
 @router.get("/{trader_id}/positions", summary="The trader's live positions (from broker fills)")
