@@ -16,14 +16,15 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from ray.exceptions import RayActorError
+from starlette.types import Receive, Scope, Send
 
 from actors.runtime import BROKER, FEED, SUPERVISOR, actor_options, connect, get, host_name
 from actors.settings import Settings, get_settings
 from actors.store import Store, ensure_local_user
 from actors.supervisor import Supervisor
 from api.context import Context
-from api.ingest import TokenBucket
-from api.routes import accounts, kill, recorders, system, webhook
+from api.ingest import TokenBucket, TokenLookup
+from api.routes import accounts, kill, reconcile, recorders, system, webhook
 
 log = logging.getLogger("justtrades.api")
 
@@ -53,16 +54,41 @@ async def boot(settings: Settings) -> Context:
     return Context(settings, store, user_id, sup, hosts, get(FEED, ns), get(BROKER, ns))
 
 
+class App(FastAPI):
+    """FastAPI, with ``POST /webhook/{token}`` served as plain ASGI ahead of the middleware
+    stack, router and dependency injection (see :mod:`api.routes.webhook`). Everything else,
+    and any webhook path the fast path does not take (a token with a ``/``), goes to FastAPI.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            root = scope.get("root_path") or self.root_path
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            if path.startswith(webhook.PREFIX):
+                token = path[len(webhook.PREFIX) :]
+                if token and "/" not in token and hasattr(self.state, "ctx"):
+                    await webhook.asgi_webhook(self, token, scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ctx = await boot(settings)
+        ctx = await boot(settings)
+        app.state.token_lookup = TokenLookup(ctx.store)
+        app.state.ctx = ctx
         log.info("Just.Trades ready on %s", settings.base_url)
-        yield
+        try:
+            yield
+        finally:
+            app.state.token_lookup.close()
 
-    app = FastAPI(
+    app = App(
         title="Just.Trades",
         version="0.1.0",
         summary="TradingView alerts recorded tick-exactly and executed on many accounts.",
@@ -85,4 +111,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(accounts.router)
     app.include_router(kill.router)
+    app.include_router(reconcile.router)
     return app

@@ -76,7 +76,18 @@ def serve(settings: Settings) -> None:
 
     token = ensure_demo_recorder(settings)
     print(banner(settings, token), flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # No access log: it would write every webhook URL, whose path is the recorder's secret
+    # token, to the log (and cost CPU per request); every delivery is in the signals table.
+    # loop/http "auto": uvloop and httptools (dependencies), cheaper per request than asyncio/h11.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,
+        loop="auto",
+        http="auto",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,15 +5,23 @@ Kept apart from the route so the rules are testable without HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import hmac
 import ipaddress
 import time
-from dataclasses import fields
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
+
+import sqlalchemy as sa
 
 from actors.instruments import normalize
 from actors.recorder.signals import Intent, ParsedSignal
+from actors.store import Recorder, Store
+from api.dispatch import Batcher
 
 #: TradingView's published webhook sender addresses (reference/tradingview.md §1.1).
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
@@ -31,7 +39,14 @@ def dedupe_key(raw: bytes, sig: ParsedSignal | None) -> str:
 
 def resolve_symbol(sig: ParsedSignal, default: str, now: float) -> str:
     """The concrete contract a signal trades (``MNQ1!`` → ``MNQZ6``); raises UnknownSymbol."""
-    return normalize(sig.ticker or default, datetime.fromtimestamp(now, UTC).date())
+    return _normalize(sig.ticker or default, datetime.fromtimestamp(now, UTC).date())
+
+
+@lru_cache(maxsize=4096)
+def _normalize(symbol: str, on: date) -> str:
+    # A pure function of (symbol, day), with calendar arithmetic behind it; an unknown symbol
+    # raises, and exceptions are not cached.
+    return normalize(symbol, on)
 
 
 def intent_payload(
@@ -84,3 +99,54 @@ class TokenBucket:
             return False
         self.state[key] = (tokens - 1, now)
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecorder:
+    """What the webhook needs of a recorder (cached per token)."""
+
+    id: int
+    symbol: str
+    token: str
+
+
+_RECORDERS = Recorder.__table__  # type: ignore[attr-defined]
+_BY_TOKENS = sa.select(_RECORDERS.c.id, _RECORDERS.c.symbol, _RECORDERS.c.token).where(
+    _RECORDERS.c.token.in_(sa.bindparam("tokens", expanding=True)),
+    _RECORDERS.c.deleted.is_(False),
+)
+
+
+class TokenLookup(Batcher[str, WebhookRecorder | None]):
+    """Live recorders by webhook token, for the misses of the context's token cache.
+
+    Tokens missed while a query runs go together in the next one (one indexed ``IN`` query of
+    three columns, no ORM objects), on a thread of its own: not the shared thread pool, whose
+    hop cost more than the query. The token is compared in constant time after the indexed
+    match, as before.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(max_batch=256)
+        self.store = store
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="token-lookup")
+
+    def get(self, token: str) -> asyncio.Future[WebhookRecorder | None]:
+        return self.enqueue(token)
+
+    async def call_batch(self, tokens: list[str]) -> list[WebhookRecorder | None]:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._query, tokens)
+
+    def _query(self, tokens: list[str]) -> list[WebhookRecorder | None]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(_BY_TOKENS, {"tokens": sorted(set(tokens))}).all()
+        found = {row.token: WebhookRecorder(row.id, row.symbol, row.token) for row in rows}
+        out: list[WebhookRecorder | None] = []
+        for token in tokens:
+            rec = found.get(token)
+            ok = rec is not None and hmac.compare_digest(rec.token.encode(), token.encode())
+            out.append(rec if ok else None)
+        return out
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)

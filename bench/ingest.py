@@ -50,7 +50,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import Report, percentile
-from bench.ingest_load import CONNS_PER_CLIENT, LoadResult, LoadSpec, Sample, run_load
+from bench.ingest_load import LoadResult, LoadSpec, Sample, run_load
 from bench.ingest_mix import BAD_SHARE, KIND_WEIGHTS, RESEND_SHARE, SYMBOLS
 from bench.procs import free_port, session_argv, signal_pids
 
@@ -75,6 +75,8 @@ class Server:
     db_path: Path | None = None
     profile: Path | None = None
     startup_s: float = 0.0
+    loop: str = "?"
+    http: str = "?"
 
     @property
     def pid(self) -> int:
@@ -101,11 +103,14 @@ def start_server(
     recorders: int = 200,
     hosts: int = 2,
     profile: bool = False,
+    loop: str = "auto",
+    http: str = "auto",
     timeout_s: float = 120.0,
 ) -> Server:
     port = free_port()
     log = workdir / f"{mode}-server.log"
     cmd = [sys.executable, "-m", "bench.ingest_server", "--mode", mode, "--port", str(port)]
+    cmd += ["--loop", loop, "--http", http]
     db_path = None
     prof = None
     if mode == "real":
@@ -149,6 +154,7 @@ def start_server(
         if line.startswith("READY "):
             ready = json.loads(line[6:])
             server.tokens = ready["tokens"]
+            server.loop, server.http = ready.get("loop", "?"), ready.get("http", "?")
             server.startup_s = time.monotonic() - t0
             return server
 
@@ -391,7 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recorders", type=int, default=200)
     ap.add_argument("--profile", action="store_true", help="sample the API process (closed loop)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (db, logs)")
+    ap.add_argument("--loop", default="auto", help="uvicorn event loop, both servers (auto)")
+    ap.add_argument("--http", default="auto", help="uvicorn HTTP protocol, both servers (auto)")
     args = ap.parse_args(argv)
+    uv = {"loop": args.loop, "http": args.http}
     duration = args.duration or (3.0 if args.quick else 20.0)
     open_duration = args.open_duration or (3.0 if args.quick else 10.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
@@ -414,9 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         with running_server(
-            "real", workdir, recorders=args.recorders, profile=args.profile
+            "real", workdir, recorders=args.recorders, profile=args.profile, **uv
         ) as real:
-            print(f"  real system ready in {real.startup_s:.1f} s (pid {real.pid})", flush=True)
+            print(
+                f"  real system ready in {real.startup_s:.1f} s (pid {real.pid}; uvicorn "
+                f"{real.http} on the {real.loop} loop)",
+                flush=True,
+            )
             watch = session_processes(real.pid)
             prof_pid = real.pid if args.profile else None
             r_closed = load(
@@ -437,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for ex in check.examples:
             print(f"      {ex}", flush=True)
-        with running_server("bare", workdir) as bare:
+        with running_server("bare", workdir, **uv) as bare:
             print(f"  bare FastAPI ready in {bare.startup_s:.1f} s (pid {bare.pid})", flush=True)
             bare.tokens = real.tokens
             bw = session_processes(bare.pid)
@@ -499,11 +512,12 @@ def main(argv: list[str] | None = None) -> int:
 
     kinds = ", ".join(f"{k} {v:.0%}" for k, v in KIND_WEIGHTS.items())
     report.note(
-        f"load: one process, httpx.AsyncClient x{-(-conc // CONNS_PER_CLIENT)} "
-        f"({CONNS_PER_CLIENT} connections each); closed loop {conc} in flight for {duration:g} s, "
+        "load: one process, a minimal asyncio HTTP/1.1 client (keep-alive connections, one "
+        f"request at a time on each); closed loop {conc} in flight for {duration:g} s, "
         f"open loop {args.rate:,.0f}/s offered for {open_duration:g} s (latency from the "
-        f"scheduled send time), {warmup:g} s warm-up each; server: uvicorn, 1 worker, h11, "
-        f"asyncio loop; real system: {args.recorders} recorders on 2 hosts, SQLite (WAL), "
+        f"scheduled send time), {warmup:g} s warm-up each; servers: uvicorn, 1 worker, "
+        f"{real.http} on the {real.loop} loop (real), {bare.http} on the {bare.loop} loop (bare); "
+        f"real system: {args.recorders} recorders on 2 hosts, SQLite (WAL), "
         f"{len(SYMBOLS)} symbols"
     )
     report.note(

@@ -35,7 +35,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: category marker is on its stack (a wait for a pooled database connection is not idle).
 WAIT_LEAVES = frozenset(
     {"selectors.py:select", "threading.py:wait", "queue.py:get", "thread.py:_worker",
-     "worker.py:listen_error_messages"}
+     "worker.py:listen_error_messages",
+     "runners.py:run"}  # uvloop: its loop (epoll included) is C under Runner.run
 )  # fmt: skip
 
 #: (category, marker) in priority order: a busy sample goes to the first category whose marker
@@ -47,13 +48,15 @@ CATEGORIES: list[tuple[str, str]] = [
     ("SQLite: COMMIT", "default.py:do_commit"),
     ("SQLite: ROLLBACK/close", "default.py:do_rollback"),
     ("store: insert_signal (dedupe SELECT + INSERT)", "signals.py:insert_signal"),
-    ("store: token lookup", "webhook.py:_lookup"),
+    ("signal writer: group commit (dedupe + INSERT)", "signal_writer.py:_write"),
+    ("store: token lookup", "ingest.py:_query"),
     ("Ray: actor call submit", "actor.py:_actor_method_call"),
     ("Ray: awaiting/receiving actor results", "_raylet.pyx"),
     ("parse body / intent", "parse.py:parse_body"),
-    ("webhook handler (other)", "webhook.py:webhook"),
+    ("webhook handler (other)", "webhook.py:asgi_webhook"),
     ("FastAPI/Starlette routing + responses", "routing.py:app"),
     ("uvicorn h11 protocol", "h11_impl.py"),
+    ("uvicorn httptools protocol", "httptools_impl.py"),
     ("asyncio event loop", "base_events.py:_run_once"),
 ]
 

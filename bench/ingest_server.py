@@ -86,17 +86,17 @@ async def serve(args: argparse.Namespace) -> None:
         app = create_app(settings)
     else:
         app = bare_app()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=args.port,
-            workers=1,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        workers=1,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        http=args.http,
     )
+    server = uvicorn.Server(config)
 
     async def announce() -> None:
         while not server.started:
@@ -109,7 +109,13 @@ async def serve(args: argparse.Namespace) -> None:
                     "/api/feed/ticks", json={"ticks": seed_ticks(), "wait": True}, timeout=60
                 )
                 r.raise_for_status()
-        ready = {"port": args.port, "pid": os.getpid(), "tokens": tokens}
+        ready = {
+            "port": args.port,
+            "pid": os.getpid(),
+            "tokens": tokens,
+            "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+            "http": config.http_protocol_class.__name__,
+        }
         print("READY " + json.dumps(ready), flush=True)
 
     task = asyncio.create_task(announce())
@@ -147,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200, help="recorders to create (real mode)")
     ap.add_argument("--hosts", type=int, default=2, help="recorder host actors (real mode)")
     ap.add_argument("--profile", default="", help="write a sampling profile here (JSON)")
+    ap.add_argument("--loop", default="auto", help="uvicorn --loop (auto: uvloop if installed)")
+    ap.add_argument("--http", default="auto", help="uvicorn --http (auto: httptools if installed)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     if args.profile:
@@ -156,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     # (The bench stops this process with SIGINT: Ray's native handler dumps a stack on SIGTERM.)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    asyncio.run(serve(args))
+    # The event loop uvicorn.run (so ``justtrades serve``) would choose for the same --loop.
+    loop_factory = uvicorn.Config(app=None, loop=args.loop).get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(args))
     return 0
 
 

@@ -122,3 +122,51 @@ def test_every_request_was_stored(fuzz_system: tuple[System, str, str], tmp_path
     assert n == len(set(SENT)) == len(SENT)
     assert "received" not in statuses  # every stored signal reached a final status
     assert {"rejected", "applied"} <= statuses
+
+
+def _stored(url: str, signal_id: int) -> Signal:
+    with Store(url).read() as s:
+        row = s.get(Signal, signal_id)
+        assert row is not None
+        return row
+
+
+def test_bodies_over_the_limit_are_413_and_stored_bounded(
+    fuzz_system: tuple[System, str, str],
+) -> None:
+    """The limit holds whether the size is declared or the body is streamed (chunked): never
+    more than the limit is buffered or stored, and the rejection is stored with its reason."""
+    sut, token, url = fuzz_system
+    limit = sut.settings.max_body_bytes
+    declared = sut.client.post(f"/webhook/{token}", content=b"x" * (limit + 1))
+    assert declared.status_code == 413 and declared.json()["reason"] == "body_too_large"
+    assert _stored(url, declared.json()["signal_id"]).raw_body == b""  # not even read
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(limit // 1000 + 2):
+            yield b"y" * 1000
+
+    streamed = sut.client.post(f"/webhook/{token}", content=chunks())
+    assert streamed.status_code == 413 and streamed.json()["reason"] == "body_too_large"
+    row = _stored(url, streamed.json()["signal_id"])
+    assert (row.status, row.raw_body) == ("rejected", b"y" * limit)
+
+    at_limit = sut.client.post(f"/webhook/{token}", content=b"z" * limit)
+    assert at_limit.status_code == 400 and at_limit.json()["reason"] != "body_too_large"
+
+
+def test_answers_keep_their_shape_and_other_methods_and_paths_go_to_the_router(
+    fuzz_system: tuple[System, str, str],
+) -> None:
+    sut, token, _ = fuzz_system
+    ok = sut.post_alert(token, '{"action":"close","ticker":"MNQ1!"}')
+    assert ok.status_code in (200, 422) and ok.headers["content-type"] == "application/json"
+    assert set(ok.json()) == {"status", "reason", "detail", "signal_id", "symbol", "fills"}
+    bad = sut.post_alert(token, "nonsense")
+    assert bad.status_code == 400
+    assert set(bad.json()) == {"status", "reason", "detail", "signal_id"}
+    unknown = sut.post_alert("no-such-token", '{"action":"buy"}')
+    assert unknown.status_code == 404 and unknown.json()["reason"] == "unknown_token"
+    assert sut.client.get(f"/webhook/{token}").status_code == 405
+    assert sut.client.post(f"/webhook/{token}/extra", content=b"{}").status_code == 404
+    assert "/webhook/{token}" in sut.client.get("/openapi.json").json()["paths"]
