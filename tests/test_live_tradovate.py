@@ -279,11 +279,11 @@ def test_a_host_killed_mid_exit_recovers_the_fills_it_missed(tree: Tree) -> None
     ray.kill(tree.host, no_restart=False)  # SIGKILL; Ray restarts it (max_restarts=-1)
 
     def recovered() -> bool:
-        try:
+        try:  # the host is restarting: calls may fail until it is back
             tree.price(20000.0)  # ticks start the restarted host's timers
+            return tree.settled([0, 0, 0])()
         except ray.exceptions.RayActorError:
             return False
-        return tree.settled([0, 0, 0])()
 
     until(recovered, "flat after the host restart", timeout=60)
     sent = ray.get(tree.broker.sent_orders.remote())[sent_before:]

@@ -29,18 +29,16 @@ Rules (SPEC §5; the ``docs/recording-semantics.md`` live section states them fo
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from actors.broker.base import OrderRequest, Priority
+from actors.broker.base import OrderRequest
 from actors.instruments import ContractSpec
 from actors.recorder.book import LONG, SHORT, Money, order_side
-from actors.recorder.columns import trigger_bounds
 from actors.recorder.config import RecorderSettings
-from actors.recorder.exits import STOP_PRECEDENCE, ExitRules
-from actors.recorder.levels import to_ticks
+from actors.recorder.exits import ExitRules
+from actors.recorder.live_admin import LiveAdmin
 from actors.recorder.live_book import (
     CONFIRM_FLAT,
     EXIT_PENDING,
@@ -51,31 +49,22 @@ from actors.recorder.live_book import (
     Trader,
     _in_flight,
     book_fill,
-    book_restore,
-    book_snapshot,
-    book_view,
     entries_in_flight,
     unplan_entries,
 )
-from actors.recorder.live_orders import REDUCING_ROLES, LiveOrder, Request
+from actors.recorder.live_orders import REDUCING_ROLES, LiveOrder, Request, priority_of
 from actors.recorder.live_risk import (
     ACTIVE,
     HALTED,
     REDUCING,
-    adopt,
-    correction,
     new_day,
     note_trades,
-    risk_restore,
-    risk_snapshot,
-    set_risk,
 )
+from actors.recorder.live_ticks import LiveTicks
 from actors.recorder.plan import cap_legs, plan_signal
 
-_PRIORITY = {"exit": Priority.EXIT, "stop": Priority.PROTECT}
 
-
-class LivePair:
+class LivePair(LiveTicks, LiveAdmin):
     """See module docstring."""
 
     def __init__(
@@ -185,102 +174,6 @@ class LivePair:
         """``qty`` trimmed so the projected position stays within ``max_contracts``."""
         cap = self.t.max_contracts
         return qty if cap is None else min(qty, cap - abs(self.projected(b)))
-
-    def on_tick(self, symbol: str, ts: float, price: float) -> LiveOutcome:
-        b = self.book(symbol)
-        return self.on_tick_ticks(b, ts, to_ticks(price, b.money.tick_size))
-
-    def on_batch(
-        self, b: LiveBook, tss: list[float], ticks: list[int], lo: int, hi: int
-    ) -> list[LiveOutcome]:
-        """A tick batch (``lo``/``hi``: its lowest and highest price), exactly as tick by tick,
-        but in one step when nothing can happen (:meth:`can_skip`). Returns the outcomes that
-        did something."""
-        if self.can_skip(b, lo, hi):
-            b.last_tick = b.pos.last_price = ticks[-1]  # type: ignore[union-attr]
-            return []
-        outs = []
-        for ts, p in zip(tss, ticks, strict=True):
-            out = self.on_tick_ticks(b, ts, p)
-            if out.place or out.cancel or out.orders or out.fills or out.symbols:
-                outs.append(out)
-        return outs
-
-    def can_skip(self, b: LiveBook, lo: int, hi: int) -> bool:
-        """Whether a whole batch with prices in ``[lo, hi]`` changes nothing but the last price:
-        nothing under way, no price beyond those seen since the last fill (no new excursion),
-        and none at a trigger. The common batch for an open position; the caller then only
-        sets the last tick."""
-        if b.pos is None or b.exits is None or b.seen is None or b.bounds is None:
-            return False
-        return (
-            b.seen[0] <= lo
-            and hi <= b.seen[1]
-            and b.bounds[0] < lo
-            and hi < b.bounds[1]
-            and self._quiet(b)
-        )
-
-    def on_tick_ticks(self, b: LiveBook, ts: float, p: int) -> LiveOutcome:
-        out = LiveOutcome()
-        b.last_tick = p
-        pos, st = b.pos, b.exits
-        if pos is None or st is None:
-            if b.orders or b.want_exit or b.want_entry:
-                self._drive(b, ts, out)
-            return out
-        seen = b.seen
-        if seen is None or p < seen[0] or p > seen[1]:
-            # Exact excursions of what the broker says we hold. Between fills the quantity and
-            # average are fixed, so only a price beyond those seen since can make a new extreme.
-            pos.observe(p, b.money)
-            b.seen = (p, p) if seen is None else (min(seen[0], p), max(seen[1], p))
-        else:
-            pos.last_price = p
-        if b.bounds is None:
-            b.bounds = trigger_bounds(pos, st)
-        if b.bounds[0] < p < b.bounds[1] and self._quiet(b):
-            return out  # no rule can fire at p and nothing is under way: the common tick
-        b.bounds = None  # the rules may change the levels
-        closable = self._closable(b) - sum(r.qty for r in b.want_exit)
-        if closable > 0 and not entries_in_flight(b) and self.risk != HALTED:
-            shadow = copy.copy(pos)  # the rules run on what is not already closing
-            shadow.qty = closable
-            res = b.rules.on_tick(shadow, st, p, ts)
-            for t in res.trades:
-                if t.reason in STOP_PRECEDENCE and self._broker_stop_covers(b, p):
-                    if b.stop_wait_since is None:
-                        b.stop_wait_since = ts  # the broker's stop fires on this tick too
-                    continue
-                self._want_exit(b, t.quantity, t.reason)
-            if not self.t.close_only and self.risk == ACTIVE:
-                for d in res.dca:
-                    qty = self._room(b, d.qty)
-                    if qty > 0:
-                        self.seq += 1
-                        b.want_entry.append(Request("dca", pos.side, qty, "dca", f"x{self.seq}"))
-            if res.trades or res.dca:
-                out.symbols.add(b.symbol)
-        self._drive(b, ts, out)
-        return out
-
-    @staticmethod
-    def _quiet(b: LiveBook) -> bool:
-        """Nothing under way but a resting stop (a throttled stop move waits for the timer)."""
-        return (
-            b.phase == IDLE
-            and not b.want_exit
-            and not b.want_entry
-            and b.stop_wait_since is None
-            and all(o.role == "stop" for o in b.orders.values())
-        )
-
-    def _broker_stop_covers(self, b: LiveBook, p: int) -> bool:
-        """The broker's resting stop is triggered by price ``p`` (it will close on its own)."""
-        stop = b.active_stop()
-        if stop is None or stop.stop is None or b.pos is None:
-            return False
-        return b.pos.side * (p - stop.stop) <= 0
 
     def _want_exit(self, b: LiveBook, qty: int, reason: str) -> None:
         assert b.pos is not None
@@ -399,33 +292,6 @@ class LivePair:
             b.stop_hold_since = None
             self._drive(b, ts, out)
         return out
-
-    def on_event(self, ev: dict[str, Any], now: float) -> LiveOutcome:
-        """A broker event in :func:`~actors.broker.base.event_to_dict` form."""
-        kind = ev.get("type")
-        if kind == "order":
-            return self.on_order(
-                ev["cl_ord_id"],
-                ev["status"],
-                int(ev.get("filled_qty") or 0),
-                ev.get("reason"),
-                ev.get("broker_order_id"),
-                now,
-            )
-        if kind == "fill":
-            return self.on_fill(
-                ev.get("cl_ord_id"),
-                ev["side"],
-                int(ev["qty"]),
-                float(ev["price"]),
-                float(ev.get("ts") or now),
-                str(ev.get("fill_id") or ""),
-                ev.get("reason"),
-                ev.get("symbol"),
-            )
-        if kind == "position":
-            return self.on_position(ev["symbol"], int(ev["net_pos"]), now, ev.get("net_price"))
-        return LiveOutcome("ignored")
 
     def on_timer(self, now: float) -> LiveOutcome:
         """Timeouts, retries after a back-off, throttled stop moves."""
@@ -560,114 +426,10 @@ class LivePair:
                 qty=qty,
                 order_type="stop" if stop is not None else "market",
                 stop_price=None if stop is None else float(b.money.price(stop)),
-                priority=_PRIORITY.get(r.role, Priority.ENTRY),
+                priority=priority_of(r.role),
                 pair_key=self.key,
                 created_ts=now,
             )
         )
         out.symbols.add(b.symbol)
         return cl
-
-    # -- reconciliation and risk -----------------------------------------------------------------
-
-    def settled(self, b: LiveBook) -> bool:
-        """Nothing under way in ``b``: its book is what the broker should hold."""
-        return self._quiet(b)
-
-    def halt(self, reason: str, now: float) -> bool:
-        return set_risk(self, HALTED, reason, now)
-
-    def reconcile(self, b: LiveBook, action: str, now: float) -> LiveOutcome:
-        """Apply a reconciler decision (``adopt`` or ``correct``) to contract ``b``."""
-        out = LiveOutcome(action)
-        if action == "adopt" and b.broker_net is not None:
-            adopt(self, b, b.broker_net - b.external, b.broker_price, now)
-            self.risk_events = [
-                *self.risk_events[-19:],
-                {"ts": now, "from": self.risk, "to": self.risk, "reason": f"adopted {b.net}"},
-            ]
-        elif action == "correct":
-            r = correction(self, b)
-            if r is not None:
-                self._send(b, r, r.qty, now, out)
-        out.symbols.add(b.symbol)
-        self._drive(b, now, out)
-        return out
-
-    def resolve(self, symbol: str, action: str, now: float) -> LiveOutcome:
-        """A user's decision on a HALTED pair (see :meth:`LiveDesk.resolve`)."""
-        b = self.books.get(symbol)
-        if b is None or action not in ("adopt", "external", "resume"):
-            raise ValueError(f"cannot {action!r} {symbol!r}")
-        if action == "adopt" and b.broker_net is not None:
-            adopt(self, b, b.broker_net - b.external, b.broker_price, now)
-        elif action == "external" and b.broker_net is not None:
-            b.external = b.broker_net - b.net
-        set_risk(self, ACTIVE, f"resolved by user: {action}", now)
-        out = LiveOutcome(action, symbols={symbol})
-        self._drive(b, now, out)
-        return out
-
-    def request_for(self, cl: str) -> OrderRequest | None:
-        """The request an order of this pair was sent with, rebuilt from its record (to send it
-        again under the same id: the broker answers a known id with its state, so this is how a
-        recovered pair makes sure an order it may or may not have sent exists exactly once)."""
-        b, o = self._find(cl)
-        if b is None or o is None:
-            return None
-        return OrderRequest(
-            cl_ord_id=o.cl,
-            account=self.t.account,
-            symbol=b.symbol,
-            side=o.side,  # type: ignore[arg-type]
-            qty=o.qty,
-            order_type="stop" if o.stop is not None else "market",
-            stop_price=None if o.stop is None else float(b.money.price(o.stop)),
-            priority=_PRIORITY.get(o.role, Priority.ENTRY),
-            pair_key=self.key,
-            created_ts=o.placed_ts,
-        )
-
-    def order(self, cl: str) -> LiveOrder | None:
-        return self._find(cl)[1]
-
-    def unsettled(self, now: float, older_than_s: float) -> list[LiveOrder]:
-        """Orders not settled yet that were sent at least ``older_than_s`` ago."""
-        return [
-            o
-            for b in self.books.values()
-            for o in b.orders.values()
-            if not o.done and now - o.placed_ts >= older_than_s
-        ]
-
-    def _find(self, cl: str | None) -> tuple[LiveBook | None, LiveOrder | None]:
-        if cl is None:
-            return None, None
-        for b in self.books.values():
-            o = b.orders.get(cl)
-            if o is not None:
-                return b, o
-        return None, None
-
-    # -- views and persistence ------------------------------------------------------------------
-
-    def view(self, symbol: str) -> dict[str, Any] | None:
-        b = self.books.get(symbol)
-        view = None if b is None else book_view(b)
-        if view is not None:
-            view["risk"] = self.risk
-        return view
-
-    def snapshot(self, symbol: str) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "signals": self.signals,
-            **risk_snapshot(self),
-            **book_snapshot(self.book(symbol)),
-        }
-
-    def restore(self, symbol: str, snap: dict[str, Any]) -> None:
-        self.seq = max(self.seq, int(snap.get("seq", 0)))
-        self.signals = sorted(set(self.signals) | set(snap.get("signals", [])))[-256:]
-        risk_restore(self, snap)
-        book_restore(self.book(symbol), snap)

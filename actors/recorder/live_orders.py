@@ -14,11 +14,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from actors.broker.base import TERMINAL_STATUSES, signed_qty
+from actors.broker.base import TERMINAL_STATUSES, Priority, signed_qty
 
 #: Roles of a live order. ``stop`` is the protective stop resting at the broker; ``exit`` a
 #: market order closing contracts; ``entry``/``add``/``dca`` market orders opening them.
 REDUCING_ROLES = frozenset({"exit", "stop"})
+
+
+def priority_of(role: str) -> Priority:
+    """Broker queue priority of an order by role: exits, then stops, then everything else."""
+    return {"exit": Priority.EXIT, "stop": Priority.PROTECT}.get(role, Priority.ENTRY)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,114 @@
+"""LivePair, part three: the tick path (exact excursions, exits and DCA on ticks, batches).
+
+A mixin of :class:`~actors.recorder.live.LivePair` (split for size); ``self`` is always a
+LivePair.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from actors.recorder.columns import trigger_bounds
+from actors.recorder.exits import STOP_PRECEDENCE
+from actors.recorder.levels import to_ticks
+from actors.recorder.live_book import IDLE, LiveBook, LiveOutcome, entries_in_flight
+from actors.recorder.live_orders import Request
+from actors.recorder.live_risk import ACTIVE, HALTED
+
+
+class LiveTicks:
+    def on_tick(self, symbol: str, ts: float, price: float) -> LiveOutcome:
+        b = self.book(symbol)
+        return self.on_tick_ticks(b, ts, to_ticks(price, b.money.tick_size))
+
+    def on_batch(
+        self, b: LiveBook, tss: list[float], ticks: list[int], lo: int, hi: int
+    ) -> list[LiveOutcome]:
+        """A tick batch (``lo``/``hi``: its lowest and highest price), exactly as tick by tick,
+        but in one step when nothing can happen (:meth:`can_skip`). Returns the outcomes that
+        did something."""
+        if self.can_skip(b, lo, hi):
+            b.last_tick = b.pos.last_price = ticks[-1]  # type: ignore[union-attr]
+            return []
+        outs = []
+        for ts, p in zip(tss, ticks, strict=True):
+            out = self.on_tick_ticks(b, ts, p)
+            if out.place or out.cancel or out.orders or out.fills or out.symbols:
+                outs.append(out)
+        return outs
+
+    def can_skip(self, b: LiveBook, lo: int, hi: int) -> bool:
+        """Whether a whole batch with prices in ``[lo, hi]`` changes nothing but the last price:
+        nothing under way, no price beyond those seen since the last fill (no new excursion),
+        and none at a trigger. The common batch for an open position; the caller then only
+        sets the last tick."""
+        if b.pos is None or b.exits is None or b.seen is None or b.bounds is None:
+            return False
+        return (
+            b.seen[0] <= lo
+            and hi <= b.seen[1]
+            and b.bounds[0] < lo
+            and hi < b.bounds[1]
+            and self._quiet(b)
+        )
+
+    def on_tick_ticks(self, b: LiveBook, ts: float, p: int) -> LiveOutcome:
+        out = LiveOutcome()
+        b.last_tick = p
+        pos, st = b.pos, b.exits
+        if pos is None or st is None:
+            if b.orders or b.want_exit or b.want_entry:
+                self._drive(b, ts, out)
+            return out
+        seen = b.seen
+        if seen is None or p < seen[0] or p > seen[1]:
+            # Exact excursions of what the broker says we hold. Between fills the quantity and
+            # average are fixed, so only a price beyond those seen since can make a new extreme.
+            pos.observe(p, b.money)
+            b.seen = (p, p) if seen is None else (min(seen[0], p), max(seen[1], p))
+        else:
+            pos.last_price = p
+        if b.bounds is None:
+            b.bounds = trigger_bounds(pos, st)
+        if b.bounds[0] < p < b.bounds[1] and self._quiet(b):
+            return out  # no rule can fire at p and nothing is under way: the common tick
+        b.bounds = None  # the rules may change the levels
+        closable = self._closable(b) - sum(r.qty for r in b.want_exit)
+        if closable > 0 and not entries_in_flight(b) and self.risk != HALTED:
+            shadow = copy.copy(pos)  # the rules run on what is not already closing
+            shadow.qty = closable
+            res = b.rules.on_tick(shadow, st, p, ts)
+            for t in res.trades:
+                if t.reason in STOP_PRECEDENCE and self._broker_stop_covers(b, p):
+                    if b.stop_wait_since is None:
+                        b.stop_wait_since = ts  # the broker's stop fires on this tick too
+                    continue
+                self._want_exit(b, t.quantity, t.reason)
+            if not self.t.close_only and self.risk == ACTIVE:
+                for d in res.dca:
+                    qty = self._room(b, d.qty)
+                    if qty > 0:
+                        self.seq += 1
+                        b.want_entry.append(Request("dca", pos.side, qty, "dca", f"x{self.seq}"))
+            if res.trades or res.dca:
+                out.symbols.add(b.symbol)
+        self._drive(b, ts, out)
+        return out
+
+    @staticmethod
+    def _quiet(b: LiveBook) -> bool:
+        """Nothing under way but a resting stop (a throttled stop move waits for the timer)."""
+        return (
+            b.phase == IDLE
+            and not b.want_exit
+            and not b.want_entry
+            and b.stop_wait_since is None
+            and all(o.role == "stop" for o in b.orders.values())
+        )
+
+    def _broker_stop_covers(self, b: LiveBook, p: int) -> bool:
+        """The broker's resting stop is triggered by price ``p`` (it will close on its own)."""
+        stop = b.active_stop()
+        if stop is None or stop.stop is None or b.pos is None:
+            return False
+        return b.pos.side * (p - stop.stop) <= 0
