@@ -36,6 +36,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -209,6 +210,12 @@ class BrokerActor:
         self._queue.ensure_worker()
         state = self._states.get(cl_ord_id)
         if state is None:
+            # A restarted actor knows the orders of its previous life only once the adapter has
+            # synced with the broker: "unknown" before that would be a guess (a resting stop
+            # taken for never placed is a stop left working at the broker).
+            await self._synced()
+            state = self._states.get(cl_ord_id)
+        if state is None:
             raise UnknownOrder(cl_ord_id)
         if state.is_terminal:
             return state
@@ -355,10 +362,19 @@ class BrokerActor:
             if pos.net_pos != 0 and (account is None or pos.account == account)
         ]
 
+    async def _synced(self) -> None:
+        start = getattr(self.broker, "start", None)
+        if start is not None:
+            await start()
+
     async def lookup(self, cl_ord_ids: list[str]) -> dict[str, Any]:
         """What this actor knows of the given orders: ``states`` (cl -> OrderState or None
         when it never saw the id) and their ``fills``. How a pair that may have missed events
         (it was down, or this actor restarted and forgot its subscribers) catches up."""
+        try:  # a restarted actor learns its orders from the broker's sync
+            await self._synced()
+        except Exception as exc:
+            raise RuntimeError(f"broker not synced yet: {exc!r}") from None
         wanted = set(cl_ord_ids)
         return {
             "states": {cl: self._states.get(cl) for cl in cl_ord_ids},
@@ -369,6 +385,13 @@ class BrokerActor:
         """``(cl_ord_id, created_ts, sent_ts)`` of recent orders handed to the adapter: the
         requester's clock to the moment the broker call started (benchmarks, /metrics)."""
         return list(self._sent)
+
+    async def positions_of(self, accounts: list[str]) -> list[BrokerPosition]:
+        """Positions of ``accounts``, flat ones included, once the adapter has synced with the
+        broker (a restarted actor answers from the broker's state, not from an empty memory)."""
+        await self._synced()
+        wanted = set(accounts)
+        return [pos for (acc, _), pos in sorted(self._positions.items()) if acc in wanted]
 
     async def fills(self, account: str | None = None) -> list[BrokerFill]:
         return [f for f in self._fills if account is None or f.account == account]
@@ -392,7 +415,13 @@ class BrokerActor:
         }
 
     async def ping(self) -> dict[str, Any]:
-        return {"ok": True, "name": self.name, "kind": self.kind, "started": self.started}
+        return {
+            "ok": True,
+            "name": self.name,
+            "kind": self.kind,
+            "started": self.started,
+            "pid": os.getpid(),
+        }
 
     # ------------------------------------------------------------------ prices and listeners
 

@@ -8,6 +8,7 @@ where the pairs live, inside the host, so it never races the pairs' own state ch
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from actors.reconciler.policy import Group, assess, decide
@@ -56,6 +57,11 @@ class Reconciling:
             if (kind, diff) != (v.kind, v.difference):
                 since = now
             self.drift_since[key] = (v.kind, v.difference, since)
+            if self.positions_at.get(key[0], 0.0) <= since:
+                # Judge on a position read after the difference appeared, not on a report
+                # that may be stale (events are lost while a broker actor restarts).
+                self.refresh_positions(key[0])
+                continue
             lh0 = items[0][0]
             action = decide(v, len(items), lh0.pair.t.reconcile, now - since, RECONCILE_CONFIRM_S)
             if action == "none":
@@ -74,6 +80,43 @@ class Reconciling:
                 lh, b = items[0]
                 outs.append((lh, lh.pair.reconcile(b, action, now)))
         return outs
+
+    def refresh_positions(self, broker: str) -> None:
+        """Read the positions of every account this host trades on ``broker`` from its broker
+        actor (which waits for its broker sync) and give them to the pairs, flat ones too."""
+        if broker in self.refreshing:
+            return
+        try:
+            handle = self._handle(broker)
+        except ValueError:
+            return
+        accounts = sorted({lh.pair.t.account for lh in self.by_key.values() if lh.broker == broker})
+        self.refreshing.add(broker)
+        self._spawn(self._await_positions(broker, accounts, handle.positions_of.remote(accounts)))
+
+    async def _await_positions(self, broker: str, accounts: list[str], ref: Any) -> None:
+        try:
+            positions = await ref
+        except Exception as exc:  # down or not synced: the next beat asks again
+            log.warning("positions of %s not read: %r", broker, exc)
+            return
+        finally:
+            self.refreshing.discard(broker)
+        now = time.time()
+        nets = {(p.account, p.symbol): (p.net_pos, p.net_price) for p in positions}
+        outs = []
+        for (name, account, symbol), items in self.groups().items():
+            if name != broker or account not in accounts:
+                continue
+            net, price = nets.get((account, symbol), (0, None))
+            for lh, _ in items:
+                outs.append((lh, lh.pair.on_position(symbol, net, now, price)))
+        self.positions_at[broker] = now
+        write = self._collect(outs + self.reconcile(now))
+        if write is not None:
+            self.commit(write)
+        else:
+            self.send()
 
     def reconcile_view(self) -> list[dict[str, Any]]:
         out = []

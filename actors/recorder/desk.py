@@ -50,6 +50,8 @@ RESUBSCRIBE_S = 10.0
 #: may have missed events (it was down, or the broker actor restarted and forgot its listeners).
 SWEEP_AFTER_S = 3.0
 SWEEP_EVERY_S = 3.0
+#: How often the broker positions of every account in use are read (reconciler sweep).
+POSITIONS_EVERY_S = 10.0
 
 
 def live_key(recorder_id: int, trader_id: int) -> str:
@@ -92,6 +94,8 @@ class LiveDesk(Reconciling):
         self.commit: Callable[[Write], None] = lambda w: None  # set by the host
         self.last_sweep = 0.0
         self.drift_since: dict[tuple[str, str, str], tuple[str, int, float]] = {}
+        self.positions_at: dict[str, float] = {}  # broker actor -> last positions read
+        self.refreshing: set[str] = set()
         self.recovering = False  # restored orders not looked up at their broker yet
 
     # -- loading --------------------------------------------------------------------------------
@@ -222,6 +226,9 @@ class LiveDesk(Reconciling):
         if self.recovering or now - self.last_sweep >= SWEEP_EVERY_S:
             self._sweep(now, 0.0 if self.recovering else SWEEP_AFTER_S)
             self.recovering = False
+        for broker in {lh.broker for lh in self.by_key.values()}:
+            if now - self.positions_at.get(broker, 0.0) >= POSITIONS_EVERY_S:
+                self.refresh_positions(broker)  # the periodic sweep of the reconciler
         outs = [(lh, lh.pair.on_timer(now)) for lh in self.by_key.values()]
         return self._collect(outs + self.reconcile(now))
 

@@ -506,7 +506,7 @@ class RecorderHost:
         return out
 
     async def ping(self) -> dict[str, Any]:
-        return {"index": self.index, "ok": True, "started": self.started}
+        return {"index": self.index, "ok": True, "started": self.started, "pid": os.getpid()}
 
     async def status(self) -> dict[str, Any]:
         return {

@@ -220,12 +220,12 @@ class TradovateBroker:
     async def cancel(self, cl_ord_id: str) -> OrderState:
         """Cancel by ``cl_ord_id`` → ``orderId`` (§4.3); waits up to ``cancel_wait_s`` for the
         stream to report the final state. A refused cancel (e.g. ``TooLate``) is not an error."""
+        await self.start()  # a fresh session knows earlier orders only after the sync
         rec = self.book.by_cl.get(cl_ord_id)
         if rec is None:
             raise UnknownOrder(cl_ord_id)
         if rec.status in TERMINAL_STATUSES:
             return rec.state()
-        await self.start()
         if rec.order_id is None:  # placement still in flight
             await self._wait_for(rec, lambda: rec.order_id is not None)
             if rec.order_id is None:
@@ -404,6 +404,12 @@ class TradovateBroker:
             data = await sock.request("user/syncrequest", body)
             self.counts["syncs"] += 1
             self.book.push_snapshot(snapshot_entities(data))
+        # Synced means applied: a snapshot naming contracts we have not looked up yet waits in
+        # the book's inbox, and a place() deciding "unknown client order id" before it is
+        # applied would send again an order the previous session of this actor had sent.
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while self.book.waiting and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         self.synced.set()
 
     def _on_ws_event(self, event: Event) -> None:
