@@ -209,7 +209,11 @@ def run_chaos(
         }
         with store.read() as s:
             rows = s.exec(select(models.Order).where(models.Order.trader_id.in_(bad))).all()  # type: ignore[union-attr]
-        orders = [(o.cl_ord_id, o.side, o.quantity, o.status, o.reason) for o in rows if o.status != "filled"]
+        orders = [
+            (o.cl_ord_id, o.side, o.quantity, o.status, o.reason)
+            for o in rows
+            if o.status != "filled"
+        ]
         requests = httpx.get(f"{sim.admin_url}/requests", timeout=10).json()["requests"]
         sent = Counter(q.get("params", {}).get("clOrdId") for q in requests)
         raise AssertionError(
