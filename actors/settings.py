@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,15 +35,54 @@ class Settings(BaseSettings):
     recorder_hosts: int = Field(default=2, ge=1, description="RecorderActor processes")
     feed: str = Field(
         default="simulated",
-        description="'simulated', 'replay:<csv path>' or 'none' (ticks pushed through the API)",
+        description="'simulated', 'replay:<csv path>', 'none' (ticks pushed through the API), "
+        "or live sources with failover: 'tradingview' (websocket -> scanner), 'tradovate' "
+        "(md -> tradingview -> scanner) or an explicit chain such as 'tradovate>scanner'",
     )
     feed_symbols: str = Field(
         default="MNQ1!,MES1!,NQ1!,ES1!,M2K1!,MYM1!,CL1!,GC1!",
-        description="symbols the simulated feed quotes (comma separated)",
+        description="symbols the feed quotes (comma separated; continuous symbols are quoted "
+        "as today's front-month contract)",
     )
     feed_rate_hz: float = Field(default=4.0, description="simulated ticks per second per symbol")
     feed_speed: float = Field(default=1.0, description="replay speed multiplier (0 = max)")
     feed_batch_ms: float = Field(default=5.0, description="tick coalescing window per batch")
+    feed_tradingview_url: str = Field(
+        default="wss://data.tradingview.com/socket.io/websocket?from=chart&type=chart",
+        description="TradingView quote websocket (point at `justtrades sim-tradingview`)",
+    )
+    feed_tradingview_www_url: str = Field(
+        default="https://www.tradingview.com",
+        description="page that turns the stored session cookies into an auth token",
+    )
+    feed_scanner_url: str = Field(
+        default="https://scanner.tradingview.com", description="TradingView scanner base"
+    )
+    feed_scanner_interval_s: float = Field(default=5.0, description="scanner poll interval")
+    feed_stale_s: float = Field(
+        default=15.0,
+        description="a live source silent this long (not even a heartbeat; TradingView's come "
+        "every ~10 s, UNCONFIRMED) is failed over from; its client reconnects after twice that",
+    )
+    feed_symbol_stale_s: float = Field(
+        default=120.0,
+        description="market open and no tick of a symbol this long: its source is stale (0: off)",
+    )
+    feed_recover_s: float = Field(
+        default=10.0, description="a better source must be healthy this long to switch back"
+    )
+    feed_check_s: float = Field(default=0.5, description="live-source health check interval")
+    feed_auth_retry_s: float = Field(
+        default=300.0, description="at most one TradingView re-login per this many seconds"
+    )
+    feed_tradovate_md_url: str = Field(
+        default="wss://md.tradovateapi.com/v1/websocket",
+        description="Tradovate market-data websocket",
+    )
+    feed_tradovate_account_id: int | None = Field(
+        default=None,
+        description="account whose Tradovate login streams md (unset: the first with one)",
+    )
     dedupe_window_s: float = Field(default=60.0, description="repeat signals inside are duplicates")
     max_body_bytes: int = 64 * 1024
     rate_limit_per_minute: int = Field(default=120, description="webhooks per token per minute")
@@ -67,6 +106,15 @@ class Settings(BaseSettings):
         default="https://live.tradovateapi.com/v1", description="Tradovate live REST base"
     )
 
+    @field_validator("feed")
+    @classmethod
+    def _known_feed(cls, value: str) -> str:
+        """A typo in ``JT_FEED`` fails at start-up with the accepted forms, not in the actor."""
+        from actors.feed.options import parse_chain
+
+        parse_chain(value)
+        return value
+
     def resolved_database_url(self) -> str:
         """SQLite paths made absolute: actor processes do not share the driver's working dir."""
         prefix = "sqlite:///"
@@ -80,7 +128,7 @@ class Settings(BaseSettings):
         return {
             "namespace": self.namespace,
             "recorder_hosts": self.recorder_hosts,
-            "feed": self.feed,
+            "feed": self.feed_config(),
             "symbols": self.symbols(),
             "feed_rate_hz": self.feed_rate_hz,
             "feed_speed": self.feed_speed,
@@ -94,6 +142,29 @@ class Settings(BaseSettings):
             "secret_key": self.secret_key.get_secret_value() if self.secret_key else None,
             "tradovate_demo_url": self.tradovate_demo_url,
             "tradovate_live_url": self.tradovate_live_url,
+        }
+
+    def feed_config(self) -> dict[str, Any]:
+        """The feed actor's ``source`` (:class:`actors.feed.options.FeedOptions` fields): the
+        spec plus what live sources need. Plain data; the key and database URL let the feed
+        open the stored TradingView cookies and the Tradovate md login itself."""
+        return {
+            "spec": self.feed,
+            "tradingview_url": self.feed_tradingview_url,
+            "tradingview_www_url": self.feed_tradingview_www_url,
+            "scanner_url": self.feed_scanner_url,
+            "scanner_interval_s": self.feed_scanner_interval_s,
+            "stale_s": self.feed_stale_s,
+            "symbol_stale_s": self.feed_symbol_stale_s,
+            "recover_s": self.feed_recover_s,
+            "check_s": self.feed_check_s,
+            "auth_retry_s": self.feed_auth_retry_s,
+            "tradovate_md_url": self.feed_tradovate_md_url,
+            "tradovate_demo_url": self.tradovate_demo_url,
+            "tradovate_live_url": self.tradovate_live_url,
+            "tradovate_account_id": self.feed_tradovate_account_id,
+            "database_url": self.resolved_database_url(),
+            "secret_key": self.secret_key.get_secret_value() if self.secret_key else None,
         }
 
     @property

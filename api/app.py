@@ -111,5 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(accounts.router)
     app.include_router(kill.router)
+    from api.routes import feed  # /api/feed/cookies (TradingView login of the price feed)
+
+    app.include_router(feed.router)
     app.include_router(reconcile.router)
     return app

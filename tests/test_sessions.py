@@ -229,6 +229,24 @@ def test_session_info(when: str, is_open: bool, next_open: str, next_close: str)
     }
 
 
+@pytest.mark.parametrize("symbol", ["MNQZ5", "MNQ1!", "CME_MINI:MNQ1!", "CLF6", "ZN1!", "MYMZ2025"])
+@pytest.mark.parametrize(
+    ("when", "is_open", "next_open"),
+    [
+        ("2025-12-02 10:00", True, "2025-12-02 17:00"),  # a normal session
+        ("2025-12-02 16:30", False, "2025-12-02 17:00"),  # the daily break
+        ("2025-12-06 12:00", False, "2025-12-07 17:00"),  # the weekend
+        ("2025-12-25 12:00", False, "2025-12-25 17:00"),  # a holiday
+    ],
+)
+def test_session_info_accepts_every_symbol_form_the_feed_uses(
+    symbol: str, when: str, is_open: bool, next_open: str
+) -> None:
+    # The feed asks with its contract symbols (MNQZ5), recorders with continuous ones (MNQ1!).
+    info = session_info(ct(when), symbol)
+    assert (info["open"], info["next_open"]) == (is_open, utc_iso(next_open))
+
+
 # --------------------------------------------------------------------------- properties
 
 instants = st.datetimes(

@@ -4,6 +4,12 @@ Every target (recorder hosts, the paper broker) gets every batch: hosts need the
 symbols they are flat in (a signal without a price fills there) and the minute bars for ATR. Each
 target has at most one batch in flight; ticks that arrive meanwhile join the next batch, so a slow
 host sees larger batches instead of an unbounded queue, and every target sees ticks in order.
+
+Sources (``JT_FEED``, :mod:`actors.feed.options`): ``simulated`` and ``replay:<csv>`` are paced
+iterators; ``none`` takes ticks only from :meth:`FeedActor.push`; ``tradingview``, ``tradovate``
+and explicit chains (``tradovate>scanner``) run live sources with per-symbol failover
+(:mod:`actors.feed.live`, :mod:`actors.feed.failover`). ``status()["per_symbol"]`` shows, per
+symbol, the source in use, the last tick's age, delayed or real-time, and CME market hours.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 
 import ray
 
+from actors.feed.live import LiveFeed, market_status
+from actors.feed.options import FeedOptions
 from actors.feed.sources.base import Tick
 from actors.feed.sources.replay import ReplaySource
 from actors.feed.sources.simulated import SimulatedSource
@@ -44,7 +52,7 @@ class FeedActor:
     def __init__(
         self,
         namespace: str,
-        source: str,
+        source: str | dict[str, Any],
         symbols: list[str],
         targets: list[str],
         rate_hz: float = 4.0,
@@ -53,7 +61,10 @@ class FeedActor:
         seed: int = 0,
     ) -> None:
         self.namespace = namespace
-        self.source_spec = source
+        self.options = FeedOptions.from_source(source)
+        self.source_spec = self.options.spec
+        self.chain = self.options.chain  # validates the spec: a bad JT_FEED fails at once
+        self.live: LiveFeed | None = None
         self.symbols = [contract(s) for s in symbols]
         self.rate_hz, self.speed, self.batch_s, self.seed = rate_hz, speed, batch_ms / 1000, seed
         self.targets: dict[str, Any] = {}
@@ -66,6 +77,7 @@ class FeedActor:
         self.batches_out = 0
         self.errors = 0
         self.pump: asyncio.Task[None] | None = None
+        self.calendar: asyncio.Task[Any] | None = None
         self.started = time.time()
         self._target_names = list(targets)
 
@@ -74,8 +86,15 @@ class FeedActor:
     async def start(self) -> dict[str, Any]:
         for name in self._target_names:
             self._add_target(name)
+        if self.calendar is None and self.symbols:  # ~1 s of pandas import: off the loop
+            self.calendar = asyncio.create_task(
+                asyncio.to_thread(market_status, self.symbols[0], time.time())
+            )
         if self.pump is None and self.source_spec != "none":
-            self.pump = asyncio.get_running_loop().create_task(self._run_source())
+            if self.chain:
+                self.live = LiveFeed(self.options, self.symbols, self._publish)
+            run = self._run_live() if self.chain else self._run_source()
+            self.pump = asyncio.get_running_loop().create_task(run)
         return await self.status()
 
     def _add_target(self, name: str) -> None:
@@ -125,6 +144,23 @@ class FeedActor:
         except Exception:
             self.errors += 1
             log.exception("feed source failed")
+
+    async def _run_live(self) -> None:
+        """Live sources with failover; runs until the actor dies."""
+        assert self.live is not None
+        try:
+            await self.live.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.errors += 1
+            log.exception("live feed failed")
+
+    async def reload_login(self) -> dict[str, Any]:
+        """The stored TradingView cookies changed: log in again and reconnect with the result."""
+        if self.live is None:
+            return {"state": "not running", "detail": f"feed {self.source_spec!r} has no login"}
+        return await self.live.reload_login()
 
     # -- fan-out --------------------------------------------------------------------------------
 
@@ -186,8 +222,9 @@ class FeedActor:
 
     async def status(self) -> dict[str, Any]:
         now = time.time()
-        return {
+        out: dict[str, Any] = {
             "source": self.source_spec,
+            "chain": list(self.chain) if self.chain else None,
             "running": self.pump is not None and not self.pump.done(),
             "symbols": self.symbols,
             "targets": sorted(self.targets),
@@ -198,4 +235,23 @@ class FeedActor:
                 s: {"ts": ts, "price": px, "age_s": round(now - ts, 3)}
                 for s, (ts, px) in self.last.items()
             },
+        }
+        if self.live is not None:
+            live = self.live.status()
+            out["per_symbol"] = live.pop("symbols")
+            out["live"] = live
+        else:
+            out["per_symbol"] = {s: self._plain_symbol_status(s, now) for s in self.symbols}
+        return out
+
+    def _plain_symbol_status(self, symbol: str, now: float) -> dict[str, Any]:
+        """Per-symbol status of a non-live source (simulated, replay, pushed ticks)."""
+        last = self.last.get(symbol)
+        ready = self.calendar is not None and self.calendar.done()
+        return {
+            "source": self.source_spec,
+            "delayed": None,  # a simulation or a replay is neither delayed nor real time
+            "last_price": last[1] if last else None,
+            "last_tick_ts": last[0] if last else None,
+            "market": market_status(symbol, now) if ready else None,
         }

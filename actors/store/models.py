@@ -257,6 +257,29 @@ class Trader(SQLModel, table=True):
     created_at: float = Field(default_factory=_now)
 
 
+class FeedCredential(SQLModel, table=True):
+    """Secrets of a price feed, sealed like broker credentials: one row per provider.
+
+    Today only ``tradingview``: the browser cookies ``sessionid``/``sessionid_sign`` that buy
+    real-time quotes (SPEC §6). A table of its own rather than an ``accounts`` row: the feed is
+    one per system, not a broker account a user trades on, and must not show up in account
+    lists, syncs or broker actors. ``status`` is what the last check or the feed itself found
+    (``unchecked`` | ``valid`` | ``delayed`` | ``refused`` | ``expired`` | ``error``); ``detail``
+    says why.
+    """
+
+    __tablename__ = "feed_credentials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(unique=True)
+    secret_encrypted: bytes = Field(sa_type=sa.LargeBinary)
+    status: str = Field(default="unchecked")
+    detail: str | None = None
+    checked_at: float | None = None
+    created_at: float = Field(default_factory=_now)
+    updated_at: float = Field(default_factory=_now)
+
+
 ALL_TABLES: Final[tuple[type[SQLModel], ...]] = (
     User,
     Recorder,
@@ -268,4 +291,5 @@ ALL_TABLES: Final[tuple[type[SQLModel], ...]] = (
     Account,
     SubAccount,
     Trader,
+    FeedCredential,
 )

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from api import metrics
 from api.context import Context, get_ctx
+from api.routes import feed as feed_routes
 from api.schemas import TicksIn
 
 router = APIRouter(tags=["system"])
@@ -50,6 +51,7 @@ async def status(ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
         "open_positions": sum(h.get("open_positions", 0) for h in hosts if isinstance(h, dict)),
     }
     metrics.update_from_status(out)
+    feed_routes.update_metrics(out)
     return ctx.remember("status", out)
 
 

@@ -118,6 +118,7 @@ class ScannerPoller:
         self._clock = clock
         self._tickers: dict[str, list[str]] = {}  # TradingView ticker -> our symbols
         self._last: dict[str, float] = {}  # ticker -> last close emitted
+        self._seen: dict[str, float] = {}  # ticker -> local time of the last poll that priced it
         self._stopping = asyncio.Event()
         self.polls = 0
         self.failures = 0
@@ -170,8 +171,19 @@ class ScannerPoller:
             raise ScanError(f"scanner body is not JSON: {e}") from None
         return parse_scan_response(body)
 
+    def seen_at(self, symbol: str) -> float | None:
+        """Local time of the last successful poll that priced ``symbol`` (one of ours)."""
+        times = [
+            self._seen[tv]
+            for tv, owners in self._tickers.items()
+            if symbol in owners and tv in self._seen
+        ]
+        return max(times, default=None)
+
     def _emit(self, closes: Mapping[str, float], on_tick: Callable[[Tick], None]) -> None:
         ts = self._clock()
+        for tv in closes:
+            self._seen[tv] = ts
         for tv, price in closes.items():
             owners = self._tickers.get(tv)
             if not owners or self._last.get(tv) == price:

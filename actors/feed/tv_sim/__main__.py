@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="auth token answered with real-time 'streaming' (repeatable); others are delayed",
     )
     p.add_argument(
+        "--session",
+        action="append",
+        default=[],
+        metavar="SESSIONID:SIGN:TOKEN",
+        help="a logged-in browser session (repeatable): GET / with these cookies embeds TOKEN, "
+        "which streams real time",
+    )
+    p.add_argument(
         "--walk",
         action="append",
         default=[],
@@ -57,6 +65,10 @@ async def _run(args: argparse.Namespace) -> None:
         http_port=args.http_port,
         heartbeat_s=args.heartbeat,
         accepted_tokens=frozenset(args.token),
+        cookie_sessions={
+            sid: (sign, token)
+            for sid, sign, token in (entry.split(":", 2) for entry in args.session)
+        },
     )
     walk = {sym: float(price) for sym, _, price in (w.partition("=") for w in args.walk)}
     async with TvSim(config, symbols=walk) as sim:
@@ -67,7 +79,8 @@ async def _run(args: argparse.Namespace) -> None:
             sim.play(iter(source), args.replay_interval)
         print(
             f"TradingView SIMULATOR — quote socket {sim.ws_url}, scanner "
-            f"{sim.http_url}/futures/scan, control {sim.http_url}/sim/state",
+            f"{sim.http_url}/futures/scan, login page {sim.http_url}/, "
+            f"control {sim.http_url}/sim/state",
             flush=True,
         )
         await sim.serve_forever()

@@ -6,10 +6,17 @@ columns §3.6 lists as working are known; any other column fails the whole reque
 it did for the predecessor (the exact error body is UNCONFIRMED). Unknown tickers are left out
 of ``data`` (UNCONFIRMED). Values are anonymous-user values, so ``update_mode`` is delayed (§3.6).
 
+Home page (§3.5): ``GET /`` stands in for ``www.tradingview.com``: with the ``sessionid`` and
+``sessionid_sign`` cookies of a configured session it embeds ``"auth_token":"<token>"`` in the
+page (the string M2301's ``getUser()`` extracts); otherwise it is the anonymous page without a
+token. How the real page is laid out beyond that string is UNCONFIRMED and not imitated.
+
 Control (not part of TradingView): ``GET /sim/state``; ``POST /sim/faults/{drop,stall,malformed,
 protocol_error}`` act on the connections open now; ``POST /sim/faults/reject``
-``{"symbol": s, "on": bool}`` and ``POST /sim/faults/scanner`` ``{"down": bool}`` switch
-persistent faults; ``POST /sim/ticks`` ``[{"symbol", "ts", "price"}]`` publishes prints.
+``{"symbol": s, "on": bool}``, ``POST /sim/faults/scanner`` ``{"down": bool}`` and
+``POST /sim/faults/ws`` ``{"down": bool}`` (quote socket outage) switch persistent faults;
+``POST /sim/faults/expire_session`` ``{"sessionid": s}`` ends a logged-in session;
+``POST /sim/ticks`` ``[{"symbol", "ts", "price"}]`` publishes prints.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from actors.feed.sources.base import Tick
@@ -115,9 +122,25 @@ def create_app(sim: TvSim) -> Starlette:
         elif name == "scanner":
             sim.set_scanner_down(bool(body.get("down", True)))
             n = 0
+        elif name == "ws":
+            n = await sim.set_ws_down(bool(body.get("down", True)))
+        elif name == "expire_session" and isinstance(body.get("sessionid"), str):
+            n = await sim.expire_session(body["sessionid"])
         else:
             return JSONResponse({"error": f"unknown fault or bad body: {name}"}, status_code=404)
         return JSONResponse({"ok": True, "connections_affected": n, **sim.state()["faults"]})
+
+    async def home(request: Request) -> Response:
+        sim.stats.pages += 1
+        sid = request.cookies.get("sessionid")
+        found = sim.config.cookie_sessions.get(sid) if sid else None
+        user = "null"
+        if found is not None and request.cookies.get("sessionid_sign") == found[0]:
+            user = json.dumps(
+                {"username": "simuser", "auth_token": found[1]}, separators=(",", ":")
+            )
+        page = f"<html><head><script>window.user = {user};</script></head><body>sim</body></html>"
+        return HTMLResponse(page)
 
     async def ticks(request: Request) -> Response:
         body = await _json(request)
@@ -133,6 +156,7 @@ def create_app(sim: TvSim) -> Starlette:
 
     return Starlette(
         routes=[
+            Route("/", home, methods=["GET"]),
             Route("/sim/state", state, methods=["GET"]),
             Route("/sim/faults/{name}", fault, methods=["POST"]),
             Route("/sim/ticks", ticks, methods=["POST"]),

@@ -7,7 +7,10 @@ Server side of the protocol, built on the same pure codec the client uses
   ``heartbeat_s`` with N counting up; echoes are checked against what was sent;
 - ``set_auth_token``: ``unauthorized_user_token`` (or any token not accepted) gives
   ``delayed_streaming_900``, an accepted token ``streaming`` (what the real server does with a
-  bad token is UNCONFIRMED);
+  bad token is UNCONFIRMED); a token revoked later (expired cookie session) turns an open
+  connection's data delayed with an ``update_mode`` delta (also UNCONFIRMED); with
+  ``refuse_bad_tokens`` a token not accepted is answered ``protocol_error`` and the socket
+  closed instead (the other possible real behaviour);
 - ``quote_create_session`` / ``quote_set_fields`` / ``quote_add_symbols`` /
   ``quote_remove_symbols`` / ``quote_delete_session``: per added symbol, the full snapshot as
   one ``qsd`` and then ``quote_completed``; unknown or rejected symbols get ``s: "error"``,
@@ -190,13 +193,35 @@ class QuoteConnection:
         token = params[0] if params and isinstance(params[0], str) else ANONYMOUS_TOKEN
         self.token = token
         self.stats.tokens.append(token)
-        accepted = token != ANONYMOUS_TOKEN and token in self.config.accepted_tokens
-        mode = "streaming" if accepted else self.config.delayed_mode
+        if not await self._refuse_if_bad():
+            await self._set_mode(self._mode_for(token))
+
+    async def _refuse_if_bad(self) -> bool:
+        """With ``refuse_bad_tokens``: ``protocol_error`` and close for a token not accepted."""
+        token = self.token
+        bad = token not in (None, ANONYMOUS_TOKEN) and not self.config.token_accepted(token)
+        if not (bad and self.config.refuse_bad_tokens):
+            return False
+        await self.send(encode_message("protocol_error", ["invalid auth token (sim)"]))
+        await self.ws.close()
+        return True
+
+    def _mode_for(self, token: str) -> str:
+        accepted = token != ANONYMOUS_TOKEN and self.config.token_accepted(token)
+        return "streaming" if accepted else self.config.delayed_mode
+
+    async def _set_mode(self, mode: str) -> None:
         if mode != self.update_mode:
             self.update_mode = mode
             for qs, session in list(self.sessions.items()):
                 for key in list(session.symbols):
                     await self._push(qs, key)
+
+    async def recheck_token(self) -> None:
+        """After a token was revoked: a connection using it drops to delayed data, announced by
+        an ``update_mode`` delta (what the real server does on expiry is UNCONFIRMED)."""
+        if self.token is not None and not await self._refuse_if_bad():
+            await self._set_mode(self._mode_for(self.token))
 
     async def _create_session(self, params: list[Any]) -> None:
         if params and isinstance(params[0], str):

@@ -11,7 +11,13 @@ Faults, switchable at run time here or over HTTP (:mod:`actors.feed.tv_sim.http_
 connections open now send nothing ever again, heartbeats included, but stay open),
 ``send_malformed`` (a frame whose declared length overruns the message), ``send_protocol_error``
 (``protocol_error`` message, socket left open for the client to act on), ``reject_symbol``
-(``no_such_symbol`` for a listed symbol) and ``set_scanner_down`` (scanner answers 503).
+(``no_such_symbol`` for a listed symbol), ``set_scanner_down`` (scanner answers 503),
+``set_ws_down`` (quote socket outage: connections aborted and refused) and
+``expire_session`` / ``revoke_token`` (a logged-in session ends; its data turns delayed).
+
+Logged-in users (§3.5): ``SimConfig.cookie_sessions`` maps a ``sessionid`` cookie to its
+``sessionid_sign`` and auth token; ``GET /`` with both cookies serves a page embedding
+``"auth_token":"<token>"`` (what M2301's ``getUser()`` scrapes), and that token streams.
 """
 
 from __future__ import annotations
@@ -148,6 +154,9 @@ class TvSim:
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] != self.config.ws_path:
             return Response(404, "Not Found", Headers(), b"not found\n")
+        if self.faults.ws_down:
+            self.stats.refused += 1
+            return Response(503, "Service Unavailable", Headers(), b"simulated outage\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -246,11 +255,38 @@ class TvSim:
     def set_scanner_down(self, down: bool = True) -> None:
         self.faults.scanner_down = down
 
+    async def set_ws_down(self, down: bool = True) -> int:
+        """An outage of the quote socket: open connections are aborted and new ones refused
+        (HTTP 503 on the upgrade) until switched back; the scanner is unaffected."""
+        self.faults.ws_down = down
+        return await self.drop_connections() if down else 0
+
+    async def revoke_token(self, token: str) -> int:
+        """The token stops buying real-time data: removed from ``accepted_tokens`` and from
+        the cookie sessions; open connections using it turn delayed. Returns those connections."""
+        cfg = self.config
+        cfg.accepted_tokens = frozenset(t for t in cfg.accepted_tokens if t != token)
+        for sid in [sid for sid, (_, t) in cfg.cookie_sessions.items() if t == token]:
+            del cfg.cookie_sessions[sid]
+        affected = [c for c in self.connections if c.token == token]
+        for conn in affected:
+            await conn.recheck_token()
+        return len(affected)
+
+    async def expire_session(self, sessionid: str) -> int:
+        """The browser session behind ``sessionid`` ends (logout, expiry): ``GET /`` no longer
+        carries its token and the token is revoked (see :meth:`revoke_token`)."""
+        found = self.config.cookie_sessions.get(sessionid)
+        if found is None:
+            return 0
+        return await self.revoke_token(found[1])
+
     def state(self) -> dict[str, Any]:
         """Counters, faults, open connections and current last prices (``GET /sim/state``)."""
         return {
             "ws_url": self.ws_url,
             "open_connections": len(self.connections),
+            "ws_down": self.faults.ws_down,
             "stats": self.stats.as_dict(),
             "faults": {
                 "rejected": sorted(self.faults.rejected),

@@ -32,8 +32,20 @@ class SimConfig:
     ws_path: str = "/socket.io/websocket"
     heartbeat_s: float = 10.0  # §3.2: ~10 s commonly observed, UNCONFIRMED
     accepted_tokens: frozenset[str] = frozenset()  # tokens that get "streaming"
+    # Logged-in browser sessions: sessionid -> (sessionid_sign, auth token). ``GET /`` with
+    # both cookies embeds the token as ``"auth_token":"..."`` (§3.5); the token is accepted.
+    cookie_sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
     require_origin: str | None = None  # reject other Origins with 403 (enforcement UNCONFIRMED)
     delayed_mode: str = DELAYED_MODE
+    # What the real server does with a token it does not honour is UNCONFIRMED: by default the
+    # data is delayed; with this switch the token is refused (``protocol_error``, then close).
+    refuse_bad_tokens: bool = False
+
+    def token_accepted(self, token: str) -> bool:
+        """Real-time for a configured token or the token of a live cookie session."""
+        return token in self.accepted_tokens or any(
+            t == token for _, t in self.cookie_sessions.values()
+        )
 
 
 @dataclass
@@ -42,6 +54,7 @@ class Faults:
 
     rejected: set[str] = field(default_factory=set)  # answered no_such_symbol even if listed
     scanner_down: bool = False  # the scanner answers 503
+    ws_down: bool = False  # the quote socket refuses new connections (HTTP 503 on upgrade)
 
 
 @dataclass
@@ -55,6 +68,8 @@ class SimStats:
     client_errors: int = 0
     qsd_sent: int = 0
     scans: int = 0
+    refused: int = 0  # websocket upgrades refused while ws_down
+    pages: int = 0  # GET / (token pages) served
     origins: list[str | None] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)  # client methods in arrival order
