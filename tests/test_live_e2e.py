@@ -128,5 +128,11 @@ def test_webhook_trades_a_tradovate_account_and_the_kill_switch_flattens_it(
                 if q["endpoint"] == "order/placeorder" and q["params"]["orderType"] == "Stop"
             ]  # fmt: skip
             assert len(stops) == 1, "no new protective stop while the kill liquidates"
+            status = c.get("/status").json()
+            live = [h["live"] for h in status["hosts"] if h.get("live", {}).get("live_pairs")]
+            assert live and live[0]["risk"] == {"ACTIVE": 1} and live[0]["drift"] == []
+            assert any(
+                ch["name"].startswith("broker-tradovate") for ch in status["tree"]["children"]
+            )
     finally:
         sim.stop()

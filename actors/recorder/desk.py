@@ -490,7 +490,20 @@ class LiveDesk(Reconciling):
     def status(self) -> dict[str, Any]:
         lags = sorted(self.send_lag_ms)
         p99 = lags[int(0.99 * (len(lags) - 1))] if lags else None
-        return {"live_pairs": len(self.by_key), "send_lag_p99_ms": p99, **self.counts}
+        risk: dict[str, int] = {}
+        for lh in self.by_key.values():
+            risk[lh.pair.risk] = risk.get(lh.pair.risk, 0) + 1
+        drift = [
+            {"broker": k[0], "account": k[1], "symbol": k[2], "kind": v[0], "difference": v[1]}
+            for k, v in self.drift_since.items()
+        ]
+        return {
+            "live_pairs": len(self.by_key),
+            "risk": risk,  # live pairs per risk state (ACTIVE / REDUCING / HALTED)
+            "drift": drift,  # broker positions that differ from their pairs right now
+            "send_lag_p99_ms": p99,
+            **self.counts,
+        }
 
     def send_lags(self) -> list[float]:
         return list(self.send_lag_ms)
