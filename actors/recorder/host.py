@@ -303,8 +303,13 @@ class RecorderHost:
         except (ValueError, UnknownSymbol) as exc:
             self.counters["errors"] += 1
             return self._finish(signal_id, h, "rejected", "invalid_signal", str(exc))
+        except Exception as exc:  # a bug in one pair's logic: that pair only
+            return self._pair_failed(signal_id, h, exc)
         cols.sync(h.pair, h.pair.book(symbol))
-        live = self.desk.on_signal(h.id, signal_id, intent, verdict.entry_sides, now)
+        try:
+            live = self.desk.on_signal(h.id, signal_id, intent, verdict.entry_sides, now)
+        except Exception as exc:
+            return self._pair_failed(signal_id, h, exc)
         if out.status == "applied":
             entered = any(fl.kind in ("entry", "add") for fl in out.fills)
             h.filters.note_applied(now, entered)
@@ -317,6 +322,25 @@ class RecorderHost:
                 signal_id, h, "rejected", "no_price", "no price yet", out, None, live
             )
         return self._finish(signal_id, h, "ignored", out.status, None, out, symbol, live)
+
+    def _pair_failed(self, signal_id: int, h: Hosted, exc: Exception) -> dict[str, Any]:
+        """An exception inside one recorder's pairs (virtual or live): its in-memory state may
+        be half changed, so it is rebuilt from the store (its last committed state) and the
+        signal is stored as rejected with the error; the other recorders of this host are not
+        touched. Writes of this batch already decided are committed first, so the rebuild sees
+        them."""
+        self.counters["errors"] += 1
+        self.counters["pair_reloads"] = self.counters.get("pair_reloads", 0) + 1
+        log.exception("recorder %s: pair logic failed on signal %s; reloading it", h.id, signal_id)
+        if self._writes:
+            writes, self._writes = self._writes, []
+            self._commit(lambda s: [w(s) for w in writes])
+        self._uninstall(h.id, keep_state=False)
+        with self.store.read() as s:
+            r = s.get(models.Recorder, h.id)
+            reloaded = self._install(s, r) if r is not None and not r.deleted else None
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+        return self._finish(signal_id, reloaded, "rejected", "pair_error", detail)
 
     def _finish(
         self,

@@ -1,0 +1,77 @@
+"""An exception inside one recorder's pair logic reloads that recorder from the store and leaves
+its neighbours on the same host untouched (issue #6)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from actors.recorder.config import RecorderSettings
+from actors.recorder.host import RecorderHost
+from actors.store import Store, create_recorder, ensure_local_user, insert_signal, models
+
+
+def intent(kind: str, price: float) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "quantity": 1,
+        "target": None,
+        "price": price,
+        "symbol": "MNQZ5",
+        "signal_time": None,
+        "received_at": time.time(),
+    }
+
+
+def test_a_failing_pair_is_reloaded_and_its_neighbour_is_not_touched(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = Store(url)
+    store.migrate()
+    user = ensure_local_user(store)
+    assert user.id is not None
+    a = create_recorder(store, user.id, "a", "MNQZ5", RecorderSettings())
+    b = create_recorder(store, user.id, "b", "MNQZ5", RecorderSettings())
+    assert a.id is not None and b.id is not None
+
+    def stored(rid: int) -> int:
+        row, _ = insert_signal(store, recorder_id=rid, raw_body=b"{}", content_type=None,
+                               remote_addr=None, dedupe_key=None, window_s=0, now=time.time())  # fmt: skip
+        assert row.id is not None
+        return row.id
+
+    async def run() -> None:
+        host = RecorderHost(0, 1, url, flush_s=3600)
+        await host.on_signals([(stored(a.id), a.id, intent("buy", 20000.0))])  # a: long 1
+        before_b = host.recorders[b.id].pair
+        broken = host.recorders[a.id].pair
+
+        def boom(*_: Any, **__: Any) -> Any:
+            raise RuntimeError("bug in pair logic")
+
+        broken.on_signal = boom  # type: ignore[method-assign]
+        results = await host.on_signals(
+            [
+                (stored(b.id), b.id, intent("buy", 20001.0)),
+                (stored(a.id), a.id, intent("sell", 20002.0)),
+                (stored(b.id), b.id, intent("buy", 20003.0)),
+            ]
+        )
+        assert [r["status"] for r in results] == ["applied", "rejected", "applied"]
+        assert results[1]["reason"] == "pair_error" and "bug in pair logic" in results[1]["detail"]
+        assert host.recorders[b.id].pair is before_b  # the neighbour was not rebuilt
+        assert host.recorders[b.id].pair.book("MNQZ5").pos.qty == 2  # type: ignore[union-attr]
+        reloaded = host.recorders[a.id].pair
+        assert reloaded is not broken  # rebuilt from the store: still the long of the first buy
+        assert reloaded.book("MNQZ5").pos.qty == 1  # type: ignore[union-attr]
+        out = await host.on_signals([(stored(a.id), a.id, intent("close", 20004.0))])
+        assert out[0]["status"] == "applied" and reloaded.book("MNQZ5").pos is None
+        assert host.counters["pair_reloads"] == 1
+
+    asyncio.run(run())
+    with store.read() as s:
+        rejected = s.exec(
+            models.Signal.__table__.select().where(models.Signal.reason == "pair_error")  # type: ignore[attr-defined]
+        ).all()
+    assert len(rejected) == 1
