@@ -181,10 +181,23 @@ class Supervisor:
             self._note_restart(child, now)
             if child.name == FEED:  # re-wire: a restarted feed starts with no source running
                 await handle.start.remote()
+            elif child.kind == "broker":  # its listeners are gone: hosts subscribe again now
+                await self._rewire_broker(child.name)
         child.started, child.last_ok = started, now
         if child.state != "failed":
             child.state = "running"
             child.backoff_s = BACKOFF_START_S
+
+    async def _rewire_broker(self, broker: str) -> None:
+        """A restarted broker actor forgot its subscribers and published events to nobody while
+        it was down: every host subscribes again and looks up what its pairs missed."""
+        hosts = [self.handles[name] for name in self._host_names() if name in self.handles]
+        results = await asyncio.gather(
+            *(h.rewire.remote(broker) for h in hosts), return_exceptions=True
+        )
+        for name, result in zip(self._host_names(), results, strict=False):
+            if isinstance(result, Exception):
+                log.warning("%s not re-wired to %s: %r", name, broker, result)
 
     def _note_restart(self, child: Child, now: float) -> None:
         child.restarts += 1

@@ -39,12 +39,14 @@ SETTINGS = RecorderSettings(
 )
 
 
-def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """``check()``'s first truthy value, polled until ``timeout``."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not (value := check()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+    return value
 
 
 class Tree:
@@ -355,3 +357,28 @@ def test_reconciler_halts_on_a_hand_made_position_and_applies_each_policy(tree: 
     for trader_id in (2, 3):
         repo.update_trader(tree.store, trader_id, overrides={})
     ray.get(tree.host.load_traders.remote(tree.rid))
+
+
+def test_a_restarted_broker_actor_is_rewired_at_once(tree: Tree) -> None:
+    """What the supervisor does when it sees the broker actor restart: the host subscribes
+    again right away (not at its next periodic re-subscription) and trading goes on."""
+    ray.kill(tree.broker, no_restart=False)
+
+    def back() -> str | None:  # Ray restarts it (max_restarts=-1)
+        try:
+            return str(ray.get(tree.broker.ping.remote(), timeout=10)["name"])
+        except ray.exceptions.RayActorError:
+            return None
+
+    name = until(back, "the broker actor back", timeout=60)
+    assert ray.get(tree.host.rewire.remote(name)) is True
+    until(
+        lambda: host_name(0) in ray.get(tree.broker.status.remote())["subscribers"],
+        "the host subscribed again",
+        timeout=5,
+    )
+    tree.price(20000.0)
+    tree.signal("buy")
+    until(tree.settled([1, 2, 3]), "trading goes on")
+    tree.signal("close")
+    until(tree.settled([0, 0, 0]), "flat")

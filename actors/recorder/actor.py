@@ -26,6 +26,7 @@ METHODS = (
     "live_positions",
     "resolve",
     "reconcile_view",
+    "rewire",
 )
 
 

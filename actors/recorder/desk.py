@@ -232,6 +232,20 @@ class LiveDesk(Reconciling):
         outs = [(lh, lh.pair.on_timer(now)) for lh in self.by_key.values()]
         return self._collect(outs + self.reconcile(now))
 
+    def rewire(self, broker: str, now: float) -> bool:
+        """Subscribe to a restarted ``broker`` again and catch up (see the host's ``rewire``).
+        False when no live pair of this host trades there."""
+        if not any(lh.broker == broker for lh in self.by_key.values()):
+            return False
+        try:
+            self._handle(broker)
+        except ValueError:
+            return False
+        self._subscribe(broker, now)
+        self._sweep(now, 0.0)
+        self.refresh_positions(broker)
+        return True
+
     def _sweep(self, now: float, older_than_s: float) -> None:
         """Ask each broker actor about the pairs' unsettled orders (see :data:`SWEEP_AFTER_S`)."""
         self.last_sweep = now

@@ -452,6 +452,12 @@ class RecorderHost:
             self.desk.load(s, recorder_id, h.settings)
         return len(self.desk.by_recorder.get(recorder_id, []))
 
+    async def rewire(self, broker: str) -> bool:
+        """The supervisor saw ``broker`` restart: subscribe again, look up every unsettled
+        order and read positions now instead of at the next periodic sweep."""
+        self._ensure_flusher()
+        return self.desk.rewire(broker, time.time())
+
     async def live_positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
         return self.desk.positions(recorder_id)
 
