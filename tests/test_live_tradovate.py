@@ -362,21 +362,26 @@ def test_reconciler_halts_on_a_hand_made_position_and_applies_each_policy(tree: 
 def test_a_restarted_broker_actor_is_rewired_at_once(tree: Tree) -> None:
     """What the supervisor does when it sees the broker actor restart: the host subscribes
     again right away (not at its next periodic re-subscription) and trading goes on."""
-    ray.kill(tree.broker, no_restart=False)
+    before = ray.get(tree.broker.ping.remote())["started"]
+    ray.kill(tree.broker, no_restart=False)  # asynchronous: the old process may answer once more
 
-    def back() -> str | None:  # Ray restarts it (max_restarts=-1)
+    def back() -> str | None:  # the new process (Ray restarts it: max_restarts=-1)
         try:
-            return str(ray.get(tree.broker.ping.remote(), timeout=10)["name"])
+            pong = ray.get(tree.broker.ping.remote(), timeout=10)
         except ray.exceptions.RayActorError:
             return None
+        return str(pong["name"]) if pong["started"] != before else None
 
     name = until(back, "the broker actor back", timeout=60)
     assert ray.get(tree.host.rewire.remote(name)) is True
-    until(
-        lambda: host_name(0) in ray.get(tree.broker.status.remote())["subscribers"],
-        "the host subscribed again",
-        timeout=5,
-    )
+
+    def subscribed() -> bool:
+        try:
+            return host_name(0) in ray.get(tree.broker.status.remote())["subscribers"]
+        except ray.exceptions.RayActorError:
+            return False
+
+    until(subscribed, "the host subscribed again", timeout=10)
     tree.price(20000.0)
     tree.signal("buy")
     until(tree.settled([1, 2, 3]), "trading goes on")
