@@ -4,18 +4,42 @@ Every trading actor is detached and named in one namespace, so a crash of the pr
 created it (the API driver, the supervisor) does not take it down, and any driver finds it by
 name. Calls are at-most-once (``max_task_retries=0``): a call that may have run is resolved by
 asking, never by re-sending (reference/ray.md §1).
+
+Health pings run in a concurrency group of their own (``health``), so a ping is answered even
+while the actor's default event loop is busy; what the default loop is doing shows in the ping
+as ``loop_lag_s`` (the age of the last :class:`Beat`). Every tree actor's constructor first asks
+the supervisor whether (and when) it may start (:func:`admit`, :mod:`actors.restarts`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import time
 from typing import Any
 
 import ray
 
+log = logging.getLogger("justtrades.runtime")
+
 SUPERVISOR = "supervisor"
 FEED = "feed"
 BROKER = "broker-paper"
+
+#: The concurrency group of health pings (one at a time, on a thread and loop of their own).
+HEALTH = "health"
+#: Every tree actor declares these groups. Ray takes them only from ``ray.remote(...)``
+#: (``.options()`` rejects them), and a class whose method names a group fails to be created
+#: without them: make tree actors remote with :func:`tree_class`.
+CONCURRENCY_GROUPS: dict[str, int] = {HEALTH: 1}
+ADMIT_TIMEOUT_S = 3.0
+BEAT_S = 0.5
+
+
+class AdmissionRefused(RuntimeError):
+    """The supervisor gave up on this actor: raised from its constructor, so Ray marks it DEAD
+    instead of restarting it again."""
 
 
 def broker_name(broker: str, account_id: int) -> str:
@@ -50,6 +74,11 @@ def connect(address: str | None, namespace: str, num_cpus: int | None = None) ->
     ray.init(**kwargs)
 
 
+def tree_class(cls: type, **options: Any) -> Any:
+    """``cls`` as a Ray actor class with the tree's concurrency groups (plus ``options``)."""
+    return ray.remote(concurrency_groups=dict(CONCURRENCY_GROUPS), **options)(cls)
+
+
 def actor_options(name: str, namespace: str, **extra: Any) -> dict[str, Any]:
     """Options shared by every actor in the tree."""
     return {
@@ -66,3 +95,85 @@ def actor_options(name: str, namespace: str, **extra: Any) -> dict[str, Any]:
 
 def get(name: str, namespace: str) -> Any:
     return ray.get_actor(name, namespace=namespace)
+
+
+def _in_actor() -> bool:
+    return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+
+def reconstructed() -> bool:
+    """True in an actor whose process Ray restarted (its constructor runs again with the
+    arguments of its creation); False outside Ray actors."""
+    return _in_actor() and bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+def admit(name: str | None = None, namespace: str | None = None) -> dict[str, Any] | None:
+    """Ask the supervisor whether this actor may start; call it first in a constructor.
+    (The actor's ping reports ``admitted``: whether the supervisor answered.)
+
+    Sleeps the back-off the supervisor asks for, raises :class:`AdmissionRefused` when it
+    refuses (restart budget spent). Returns the decision, or None when nobody was asked: not
+    inside a Ray actor, no ``supervisor`` in the namespace, or no answer in
+    ``ADMIT_TIMEOUT_S`` (a supervisor that is down must not keep the tree from starting).
+    ``name`` defaults to the actor's own; pass ``namespace``: the default is the namespace of
+    the *job* that created the actor, which need not be the actor's. Blocking is fine here: nothing else runs
+    in an actor before its constructor returns (``ray.get`` in an async actor's constructor
+    works; Ray only warns once).
+    """
+    if not _in_actor():
+        return None
+    ctx = ray.get_runtime_context()
+    name = name or ctx.get_actor_name()
+    namespace = namespace or ctx.namespace
+    if not name or name == SUPERVISOR:
+        return None
+    try:
+        sup = ray.get_actor(SUPERVISOR, namespace=namespace)
+    except ValueError:
+        return None
+    try:
+        decision: dict[str, Any] = ray.get(sup.admit.remote(name), timeout=ADMIT_TIMEOUT_S)
+    except Exception as exc:  # supervisor down, restarting or busy: start anyway
+        log.warning("%s: admission not answered (%r); starting", name, exc)
+        return None
+    if not decision.get("admitted", True):
+        raise AdmissionRefused(f"{name}: supervisor refused the start: {decision.get('reason')}")
+    delay = float(decision.get("delay_s") or 0.0)
+    if delay > 0:
+        log.warning("%s: restart back-off %.1fs", name, delay)
+        time.sleep(delay)
+    return decision
+
+
+class Beat:
+    """Stamps ``ts`` every ``BEAT_S`` from a task on the actor's default event loop.
+
+    A ping served in the ``health`` group proves the process answers, not that the default loop
+    (where the actor's real work runs) does: :meth:`lag` says how long that loop has not run the
+    beat. Started from a constructor (inside a Ray actor it runs on the default loop); outside
+    Ray (plain-class tests) there is no loop to watch and :meth:`lag` is None.
+    """
+
+    def __init__(self, interval_s: float = BEAT_S) -> None:
+        self.interval_s = interval_s
+        self.ts = time.monotonic()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> Beat:
+        if self.task is None and _in_actor():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return self
+            self.task = loop.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            self.ts = time.monotonic()
+            await asyncio.sleep(self.interval_s)
+
+    def lag(self) -> float | None:
+        if self.task is None:
+            return None
+        return round(time.monotonic() - self.ts, 3)

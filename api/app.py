@@ -11,20 +11,28 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import ray
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from ray.exceptions import RayActorError
 from starlette.types import Receive, Scope, Send
 
-from actors.runtime import BROKER, FEED, SUPERVISOR, actor_options, connect, get, host_name
+from actors.runtime import (
+    BROKER,
+    FEED,
+    SUPERVISOR,
+    actor_options,
+    connect,
+    get,
+    host_name,
+    tree_class,
+)
 from actors.settings import Settings, get_settings
 from actors.store import Store, ensure_local_user
 from actors.supervisor import Supervisor
 from api.context import Context
 from api.ingest import TokenBucket, TokenLookup
-from api.routes import accounts, kill, reconcile, recorders, system, webhook
+from api.routes import accounts, kill, reconcile, recorders, supervisor, system, webhook
 
 log = logging.getLogger("justtrades.api")
 
@@ -45,7 +53,7 @@ async def boot(settings: Settings) -> Context:
     connect(settings.ray_address, settings.namespace, settings.num_cpus)
     ns = settings.namespace
     sup = (
-        ray.remote(Supervisor)
+        tree_class(Supervisor)
         .options(**actor_options(SUPERVISOR, ns))
         .remote(settings.tree_config())
     )
@@ -115,4 +123,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(feed.router)
     app.include_router(reconcile.router)
+    app.include_router(supervisor.router)
     return app

@@ -27,6 +27,24 @@ CHILD_UP = Gauge(
 CHILD_RESTARTS = Gauge(
     "jt_actor_restarts", "Restarts seen by the supervisor", ["actor"], registry=REGISTRY
 )
+CHILD_FAILED = Gauge(
+    "jt_actor_failed",
+    "1 when the supervisor gave up on the actor (restart budget spent; restart by hand)",
+    ["actor"],
+    registry=REGISTRY,
+)
+CHILD_STALLED = Gauge(
+    "jt_actor_stalled",
+    "1 when the actor answers pings but its main event loop has not run for a while",
+    ["actor"],
+    registry=REGISTRY,
+)
+CHILD_LOOP_LAG = Gauge(
+    "jt_actor_loop_lag_seconds",
+    "Age of the actor's last main-loop beat at its last health ping",
+    ["actor"],
+    registry=REGISTRY,
+)
 HOST_COUNTER = Gauge(
     "jt_host_events", "Events processed by a recorder host", ["host", "kind"], registry=REGISTRY
 )
@@ -46,6 +64,10 @@ def update_from_status(status: dict[str, Any]) -> None:
     for child in status.get("tree", {}).get("children", []):
         CHILD_UP.labels(child["name"]).set(1 if child["state"] == "running" else 0)
         CHILD_RESTARTS.labels(child["name"]).set(child["restarts"])
+        CHILD_FAILED.labels(child["name"]).set(1 if child["state"] == "failed" else 0)
+        CHILD_STALLED.labels(child["name"]).set(1 if child["state"] == "stalled" else 0)
+        if child.get("loop_lag_s") is not None:
+            CHILD_LOOP_LAG.labels(child["name"]).set(child["loop_lag_s"])
     for host in status.get("hosts", []):
         if "index" not in host:
             continue

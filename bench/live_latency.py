@@ -36,7 +36,7 @@ import ray
 from actors.broker.actor import BrokerActor
 from actors.recorder.actor import RecorderActor
 from actors.recorder.config import RecorderSettings, Sizing, TakeProfit, TakeProfitTarget
-from actors.runtime import BROKER, actor_options, host_name
+from actors.runtime import BROKER, actor_options, host_name, tree_class
 from actors.store import Store, repo
 from actors.supervisor import PAPER_LIMITS
 from bench.common import Report, machine
@@ -81,12 +81,12 @@ def build(recorders: int, with_traders: bool, tmp: Path) -> tuple[Any, Any, Stor
                 sub = repo.list_sub_accounts(s, acc.id)[0]
             repo.create_trader(store, user.id, rec.id, acc.id, sub.id)
     broker = (
-        ray.remote(BrokerActor)
+        tree_class(BrokerActor)
         .options(**actor_options(BROKER, ns))
         .remote(name=BROKER, kind="paper", namespace=ns, limits=PAPER_LIMITS)
     )
     host = (
-        ray.remote(RecorderActor)
+        tree_class(RecorderActor)
         .options(**actor_options(host_name(0), ns))
         .remote(0, 1, url, 1.0, namespace=ns)
     )

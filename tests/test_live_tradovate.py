@@ -24,7 +24,7 @@ from actors.broker.tradovate.auth import Credentials, Endpoints
 from actors.broker.tradovate.sim import SimConfig, SimServer, SimUser
 from actors.recorder.actor import RecorderActor
 from actors.recorder.config import RecorderSettings, StopLoss, TakeProfit, TakeProfitTarget
-from actors.runtime import actor_options, broker_name, host_name
+from actors.runtime import actor_options, broker_name, host_name, tree_class
 from actors.store import Store, repo
 from tests.system import ensure_ray
 
@@ -144,7 +144,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
         reconnect_initial_s=0.2,
     )
     broker = (
-        ray.remote(BrokerActor)
+        tree_class(BrokerActor)
         .options(**actor_options(broker_name("tradovate", acc.id), ns))
         .remote(
             name=broker_name("tradovate", acc.id),
@@ -154,7 +154,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
         )
     )
     host = (
-        ray.remote(RecorderActor)
+        tree_class(RecorderActor)
         .options(**actor_options(host_name(0), ns))
         .remote(0, 1, url, 0.2, namespace=ns)
     )

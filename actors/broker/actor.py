@@ -75,6 +75,7 @@ from actors.broker.paper import PaperBroker
 from actors.broker.queue import Job, JobQueue, resolve
 from actors.broker.state import STATUS_RANK as _STATUS_RANK  # noqa: F401  (re-exported)
 from actors.broker.state import merge_state
+from actors.runtime import HEALTH, Beat, admit, tree_class
 
 __all__ = ["DEFAULT_LIMITS", "BrokerActor", "broker_actor_class"]
 
@@ -112,9 +113,12 @@ class BrokerActor:
         broker: Broker | None = None,
         tradovate: Any = None,
     ) -> None:
+        # back-off, or refusal: before touching the broker
+        self._admitted = admit(namespace=namespace) is not None
         self.name = name
         self.started = time.time()
         self.namespace = namespace
+        self._beat = Beat().start()
         self.broker: Broker = broker or self._make_broker(
             kind, accounts, slippage_ticks, latency_ms, tradovate
         )
@@ -414,20 +418,32 @@ class BrokerActor:
             **self._killswitch.status(),
         }
 
+    @ray.method(concurrency_group=HEALTH)
     async def ping(self) -> dict[str, Any]:
+        """Served on the ``health`` group's loop: answers while orders keep the default loop
+        busy, and says how long that loop has not run (``loop_lag_s``)."""
         return {
             "ok": True,
             "name": self.name,
             "kind": self.kind,
             "started": self.started,
             "pid": os.getpid(),
+            "loop_lag_s": self._beat.lag(),
+            "admitted": self._admitted,
         }
 
     # ------------------------------------------------------------------ prices and listeners
 
-    async def on_ticks(self, batch: Mapping[str, tuple[list[float], list[float]]]) -> int:
+    async def on_ticks(
+        self,
+        batch: Mapping[str, tuple[list[float], list[float]]],
+        seqs: Mapping[str, int] | None = None,
+        epoch: float | None = None,
+    ) -> int:
         """Feed a tick batch (symbol -> (timestamps, prices)) to the paper broker; stops fill
-        here. A no-op for adapters without ``on_price`` (live brokers match on their own)."""
+        here. A no-op for adapters without ``on_price`` (live brokers match on their own).
+        The feed's tick numbers (``seqs``, ``epoch``) matter to hosts only: a batch sent again
+        after a failed call moves paper prices over the same path once more."""
         on_price = getattr(self.broker, "on_price", None)
         if on_price is None:
             return 0
@@ -538,5 +554,6 @@ class BrokerActor:
 
 
 def broker_actor_class() -> Any:
-    """``BrokerActor`` as a Ray actor class: restarted forever, calls at-most-once, no CPU."""
-    return ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)(BrokerActor)
+    """``BrokerActor`` as a Ray actor class: restarted forever, calls at-most-once, no CPU,
+    with the tree's concurrency groups (its ``ping`` runs in ``health``)."""
+    return tree_class(BrokerActor, max_restarts=-1, max_task_retries=0, num_cpus=0)
