@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
+from actors.runtime import host_name
 from actors.settings import Settings
 from actors.store import Store
 from api.dispatch import HostDispatcher
@@ -34,8 +35,33 @@ class Context:
     signals: SignalWriter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.dispatchers = [HostDispatcher(h) for h in self.hosts]
+        self.dispatchers = [
+            HostDispatcher(h, name=host_name(i), namespace=self.settings.namespace)
+            for i, h in enumerate(self.hosts)
+        ]
         self.signals = SignalWriter(self.store)
+
+    def refresh_handles(self) -> None:
+        """Look the tree's actors up again by name. A handle is bound to one actor id: after
+        the supervisor re-created an actor (a restart by hand, or one dead for good), the
+        handles cached here point at the dead one. A name not found keeps its old handle.
+        Blocking (GCS look-ups): call it from a worker thread."""
+        from actors.runtime import BROKER, FEED, get, host_name
+
+        ns = self.settings.namespace
+
+        def lookup(name: str, old: Any) -> Any:
+            try:
+                return get(name, ns)
+            except ValueError:
+                return old
+
+        for i, old in enumerate(self.hosts):
+            self.hosts[i] = lookup(host_name(i), old)
+            if i < len(self.dispatchers):  # queued webhooks go to the new actor
+                self.dispatchers[i].handle = self.hosts[i]
+        self.feed = lookup(FEED, self.feed)
+        self.broker = lookup(BROKER, self.broker)
 
     def host_for(self, recorder_id: int) -> Any:
         """All pairs of one recorder live on one host, so a signal is one actor call."""

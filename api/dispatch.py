@@ -14,7 +14,20 @@ before answering, so an answer still means "durably applied".
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 from typing import Any, Generic, TypeVar
+
+from ray.exceptions import ActorDiedError, RayActorError
+
+log = logging.getLogger("justtrades.api")
+
+#: How long a host batch is tried again while the host does not answer (restarting, re-created):
+#: in order, and newer webhooks of that host wait behind it. The webhook itself answers 202
+#: long before (TradingView gives up after ~3 s); the signal is stored either way.
+REDELIVER_FOR_S = 120.0
+REDELIVER_EVERY_S = 0.2
 
 I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
@@ -25,12 +38,15 @@ class Batcher(Generic[I, R]):
 
     def __init__(self, max_batch: int = 256) -> None:
         self.max_batch = max_batch
+        self.retry_for_s = 0.0  # > 0: a batch whose call fails with ``retry_on`` goes again
+        self.retry_on: tuple[type[BaseException], ...] = ()
         self.queue: list[tuple[I, asyncio.Future[R]]] = []
         self.busy = False
         self.task: asyncio.Task[None] | None = None  # referenced so it is not garbage-collected
 
-    async def call_batch(self, items: list[I]) -> list[R]:
-        """One result per item, in order; raising fails every item of the batch."""
+    async def call_batch(self, items: list[I], attempt: int = 0) -> list[R]:
+        """One result per item, in order; raising fails every item of the batch. ``attempt``
+        counts the earlier calls of the same batch that failed."""
         raise NotImplementedError
 
     def enqueue(self, item: I) -> asyncio.Future[R]:
@@ -50,7 +66,7 @@ class Batcher(Generic[I, R]):
                 else:
                     batch, self.queue = self.queue[: self.max_batch], self.queue[self.max_batch :]
                 try:
-                    results = await self.call_batch([item for item, _ in batch])
+                    results = await self._call_with_retries([item for item, _ in batch])
                 except Exception as exc:  # every waiter of the batch learns it
                     for _, fut in batch:
                         if not fut.done():
@@ -62,11 +78,51 @@ class Batcher(Generic[I, R]):
         finally:
             self.busy = False
 
+    async def _call_with_retries(self, items: list[I]) -> list[R]:
+        first, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return await self.call_batch(items, attempt)
+            except self.retry_on as exc:
+                attempt += 1
+                if time.monotonic() - first >= self.retry_for_s:
+                    raise
+                await self.on_retry(exc)
+                await asyncio.sleep(REDELIVER_EVERY_S)
+
+    async def on_retry(self, exc: BaseException) -> None:
+        """Called before a failed batch goes again."""
+
 
 class HostDispatcher(Batcher[tuple[int, int, dict[str, Any]], dict[str, Any]]):
-    def __init__(self, handle: Any, max_batch: int = 256) -> None:
+    """Signals stored while their host is down are delivered as soon as it answers again, in
+    arrival order (the host's own recovery applied those stored before it started; it answers
+    those "recovered"). Without this, a signal stored while the host was starting would wait
+    for the host's orphan sweep and be applied late."""
+
+    def __init__(
+        self,
+        handle: Any,
+        max_batch: int = 256,
+        name: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
         super().__init__(max_batch)
         self.handle = handle
+        self.name, self.namespace = name, namespace
+        self.retry_for_s, self.retry_on = REDELIVER_FOR_S, (RayActorError,)
+        self.retries = 0
+
+    async def on_retry(self, exc: BaseException) -> None:
+        self.retries += 1
+        if self.retries % 25 == 1:
+            log.warning("host %s unavailable; delivering again (%r)", self.name, exc)
+        if isinstance(exc, ActorDiedError) and self.name and self.namespace:
+            # re-created by the supervisor: a new actor under the same name
+            from actors.runtime import get
+
+            with contextlib.suppress(ValueError):  # not there yet: the next retry looks again
+                self.handle = await asyncio.to_thread(get, self.name, self.namespace)
 
     def submit(
         self, signal_id: int, recorder_id: int, intent: dict[str, Any]
@@ -76,6 +132,8 @@ class HostDispatcher(Batcher[tuple[int, int, dict[str, Any]], dict[str, Any]]):
         return self.enqueue((signal_id, recorder_id, intent))
 
     async def call_batch(
-        self, items: list[tuple[int, int, dict[str, Any]]]
+        self, items: list[tuple[int, int, dict[str, Any]]], attempt: int = 0
     ) -> list[dict[str, Any]]:
+        if attempt:  # the failed call may have been applied: the host checks the store first
+            return await self.handle.on_signals.remote(items, True)
         return await self.handle.on_signals.remote(items)

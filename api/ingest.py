@@ -134,7 +134,7 @@ class TokenLookup(Batcher[str, WebhookRecorder | None]):
     def get(self, token: str) -> asyncio.Future[WebhookRecorder | None]:
         return self.enqueue(token)
 
-    async def call_batch(self, tokens: list[str]) -> list[WebhookRecorder | None]:
+    async def call_batch(self, tokens: list[str], attempt: int = 0) -> list[WebhookRecorder | None]:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._query, tokens)
 
     def _query(self, tokens: list[str]) -> list[WebhookRecorder | None]:

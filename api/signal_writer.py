@@ -205,7 +205,9 @@ class SignalWriter(Batcher[dict[str, Any], tuple[StoredSignal, bool]]):
         duplicate)``. Raises what the transaction raised (then nothing of its batch is stored)."""
         return self.enqueue(fields)
 
-    async def call_batch(self, items: list[dict[str, Any]]) -> list[tuple[StoredSignal, bool]]:
+    async def call_batch(
+        self, items: list[dict[str, Any]], attempt: int = 0
+    ) -> list[tuple[StoredSignal, bool]]:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._write, items)
 
     def _write(self, items: list[dict[str, Any]]) -> list[tuple[StoredSignal, bool]]:

@@ -1,18 +1,22 @@
 """Chaos: a seeded run of signals and ticks across several recorders and three simulated
-Tradovate accounts while a killer SIGKILLs recorder-host and broker processes (issue #6).
+Tradovate accounts while a killer SIGKILLs recorder-host, feed and broker processes (issue #6).
 
-The whole system runs (supervisor, two recorder hosts, the Tradovate login's broker actor, the
-API on loopback) against the Tradovate simulator. Every 25 steps one of the hosts or the broker
-actor is killed with SIGKILL; Ray restarts it and the supervisor sees it. At the end, once the
-system has settled:
+The whole system runs (supervisor, two recorder hosts, the feed, the Tradovate login's broker
+actor, the API on loopback) against the Tradovate simulator. Every ``KILL_EVERY`` steps one of
+the hosts, the feed or the broker actor is killed with SIGKILL; Ray restarts it and the
+supervisor sees it. Ticks go through the feed (``POST /api/feed/ticks``; a tick refused while
+the feed is down is sent again, as a price source would). At the end, once the system settled:
 
 * every stored signal was applied exactly once (none left ``received``; no virtual fill of a
   signal recorded twice);
 * no client order id reached the broker twice (the simulator's request log);
-* every live pair equals its account's position at the broker.
+* every live pair equals its account's position at the broker;
+* the recorded trades (every recorder's, with prices, P&L, reasons and MFE/MAE) equal those of
+  the same seeded run without kills.
 
 ``JT_CHAOS_SEED`` picks the seed (default 7); run it 5 times with different seeds before
-resolving the issue.
+resolving the issue. ``JT_CHAOS_DUMP=<path>`` writes each run's signals and its tick/kill log
+(``<path>-calm``, ``<path>-wild``) to compare a failing pair of runs.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from sqlmodel import select
 
 from actors.broker.tradovate.sim import SimConfig, SimServer, SimUser
 from actors.instruments import normalize
-from actors.runtime import BROKER, broker_name, get, host_name
+from actors.runtime import BROKER, FEED, broker_name, get, host_name
 from actors.store import Store, models
 from tests.system import System, running_system
 
@@ -44,8 +48,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ACCOUNTS = ["DEMO0001", "DEMO0002", "DEMO0003"]
 ROOTS = {"MNQ1!": 20000.0, "MES1!": 6000.0, "M2K1!": 2300.0}
-STEPS = 180
-KILL_EVERY = 25
+STEPS = 200
+KILL_EVERY = 20
+LOG: list[Any] = []
 SETTINGS = {
     "take_profit": {"targets": [{"value": 12, "trim": 100}]},
     "stop_loss": {"value": 10},
@@ -73,21 +78,35 @@ def kill(name: str, ns: str) -> None:
 
 def test_chaos_kills_lose_nothing_and_send_nothing_twice(tmp_path: Path) -> None:
     seed = int(os.environ.get("JT_CHAOS_SEED", "7"))
+    calm = chaos_run(tmp_path / "calm", seed, kills=False)
+    wild = chaos_run(tmp_path / "wild", seed, kills=True)
+    assert sum(len(t) for t in calm.values()) > 0, "the run recorded no trade at all"
+    for name in calm:
+        assert wild[name] == calm[name], f"{name}: trades differ from the run without kills"
+
+
+def chaos_run(directory: Path, seed: int, kills: bool) -> dict[str, list[tuple[Any, ...]]]:
+    directory.mkdir()
     rnd = random.Random(seed)
     today = date.today()
     contracts = {root: normalize(root, today) for root in ROOTS}
     sim = SimServer(SimConfig(users=[SimUser(accounts=list(ACCOUNTS))])).start()
     try:
-        url = f"sqlite:///{tmp_path / 'jt.db'}"
+        url = f"sqlite:///{directory / 'jt.db'}"
         with running_system(url, tradovate_demo_url=sim.base_url, recorder_hosts=2) as system:
-            run_chaos(system, sim, rnd, contracts, url)
+            return run_chaos(system, sim, rnd, contracts, url, kills)
     finally:
         sim.stop()
 
 
 def run_chaos(
-    system: System, sim: SimServer, rnd: random.Random, contracts: dict[str, str], url: str
-) -> None:
+    system: System,
+    sim: SimServer,
+    rnd: random.Random,
+    contracts: dict[str, str],
+    url: str,
+    kills_on: bool,
+) -> dict[str, list[tuple[Any, ...]]]:
     c = system.client
     ns = system.settings.namespace
     r = c.post(
@@ -125,19 +144,28 @@ def run_chaos(
             )
             assert r.status_code == 201, r.text
     prices = dict(ROOTS)
-    victims = [host_name(0), host_name(1), broker_name("tradovate", account_id)]
+    LOG.clear()
+    victims = [host_name(0), host_name(1), broker_name("tradovate", account_id), FEED]
     kills: list[str] = []
 
-    def tick(root: str) -> None:
-        prices[root] += rnd.choice((-1, 1)) * rnd.randint(1, 4) * 0.25
+    def tick(root: str, move: bool = True) -> None:
+        """A new price (``move``), or the last one again: while the test waits for the system
+        to settle, ticks keep timers and restarted actors busy without changing any outcome
+        (both runs must see the same prices whatever the settling takes)."""
+        if move:
+            prices[root] += rnd.choice((-1, 1)) * rnd.randint(1, 4) * 0.25
+            LOG.append(("tick", root, time.time(), prices[root]))
         contract = contracts[root]
         sim.push_prices([{"symbol": contract, "price": prices[root]}])
-        with contextlib.suppress(httpx.HTTPError):  # a host is down: later ticks reach it
-            system.client.post(
-                "/api/feed/ticks",
-                json={"ticks": [{"symbol": contract, "price": prices[root]}], "wait": True},
-                timeout=10,
-            )
+        body = {"ticks": [{"symbol": contract, "price": prices[root], "ts": time.time()}]}
+        deadline = time.monotonic() + 60
+        while True:  # the feed is down: a price source sends the tick again
+            with contextlib.suppress(httpx.HTTPError):
+                r = system.client.post("/api/feed/ticks", json=body | {"wait": True}, timeout=40)
+                if r.status_code == 200 and r.json()["drained"]:
+                    return
+            assert time.monotonic() < deadline, f"the feed never took a tick: {r.text}"
+            time.sleep(0.1)
 
     for root in ROOTS:
         tick(root)
@@ -151,23 +179,28 @@ def run_chaos(
                 "ticker": root,
                 "id": f"chaos-{step}",  # never a duplicate of an earlier alert
             }
+            if rnd.random() < 0.5:  # an alert with {{close}}; the others fill at the last tick
+                body["price"] = prices[root]
             token = recorders[root]["webhook_url"].rsplit("/", 1)[1]
             with contextlib.suppress(httpx.HTTPError):  # stored first: recovered if not applied
                 system.post_alert(token, json.dumps(body))
         if step % KILL_EVERY == KILL_EVERY - 1:
-            victim = rnd.choice(victims)
+            victim = rnd.choice(victims)  # drawn in both runs: the same random sequence
+            if not kills_on:
+                continue
+            LOG.append(("kill", victim, time.time(), 0))
             try:
                 kill(victim, ns)
                 kills.append(victim)
             except Exception:  # already down from the previous kill
                 pass
-    assert kills, "the killer killed nothing"
+    assert kills or not kills_on, "the killer killed nothing"
 
     store = Store(url)
 
     def all_applied() -> bool:
-        for root in ROOTS:  # keep prices flowing so restarted actors get ticks and timers
-            tick(root)
+        for root in ROOTS:  # keep ticks flowing so restarted actors get ticks and timers
+            tick(root, move=False)
         with store.read() as s:
             pending = s.exec(select(models.Signal).where(models.Signal.status == "received"))
             return not list(pending)
@@ -178,7 +211,7 @@ def run_chaos(
 
     def live_equals_broker() -> bool:
         for root in ROOTS:
-            tick(root)
+            tick(root, move=False)
         state = httpx.get(f"{sim.admin_url}/state", timeout=10).json()
         names = {a["id"]: a["name"] for a in state["accounts"]}
         contract_names = {cid: name for name, cid in _contract_ids(sim, contracts).items()}
@@ -238,8 +271,34 @@ def run_chaos(
     assert not doubled, f"signals applied twice: {doubled[:5]}"
     tree = system.client.get("/status").json()
     assert tree, "status answers after the chaos"
+    trades: dict[str, list[tuple[Any, ...]]] = {}
+    with store.read() as s:
+        for root, rec in recorders.items():
+            rows = s.exec(
+                select(models.Trade)
+                .where(models.Trade.recorder_id == rec["id"], models.Trade.trader_id == None)  # noqa: E711
+                .order_by(models.Trade.id)  # type: ignore[arg-type]
+            ).all()
+            trades[root] = [
+                (t.side, t.quantity, t.reason, t.entry_price, t.exit_price, t.pnl,
+                 t.mfe_usd, t.mae_usd)
+                for t in rows
+            ]  # fmt: skip
+    if os.environ.get("JT_CHAOS_DUMP"):
+        with store.read() as s:
+            sigs = s.exec(select(models.Signal).order_by(models.Signal.id)).all()  # type: ignore[arg-type]
+            dump = [(g.id, g.recorder_id, g.received_at, g.status, g.reason, g.applied_at,
+                     (g.parsed or {}).get("intent", {}).get("price"), g.action) for g in sigs]  # fmt: skip
+        Path(os.environ["JT_CHAOS_DUMP"] + ("-wild" if kills_on else "-calm")).write_text(
+            json.dumps({"signals": dump, "log": LOG}, indent=0)
+        )
     store.dispose()
-    print(f"chaos: {len(kills)} kills ({Counter(kills)}), {len(cl_ids)} orders, {len(fills)} fills")
+    print(
+        f"chaos ({'kills' if kills_on else 'no kills'}): {len(kills)} kills ({Counter(kills)}), "
+        f"{len(cl_ids)} orders, {len(fills)} fills, "
+        f"{sum(len(t) for t in trades.values())} recorder trades"
+    )
+    return trades
 
 
 def _contract_ids(sim: SimServer, contracts: dict[str, str]) -> dict[str, int]:

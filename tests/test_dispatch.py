@@ -15,13 +15,17 @@ class FakeRemote:
     def __init__(self, owner: FakeHost) -> None:
         self.owner = owner
 
-    def remote(self, items: list[tuple[int, int, dict[str, Any]]]) -> Any:
+    def remote(
+        self, items: list[tuple[int, int, dict[str, Any]]], redelivered: bool = False
+    ) -> Any:
+        self.owner.redelivered.append(redelivered)
         return self.owner.call(items)
 
 
 class FakeHost:
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[list[int]] = []
+        self.redelivered: list[bool] = []
         self.fail = fail
         self.on_signals = FakeRemote(self)
 
@@ -68,3 +72,39 @@ async def test_a_failed_call_fails_every_waiter_in_it() -> None:
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     with pytest.raises(RuntimeError):
         await d.submit(99, 1, {})
+
+
+async def test_a_host_restarting_gets_the_batch_again_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signals stored while the host restarts are delivered as soon as it answers again, before
+    the ones that came after them (the webhook has answered 202 meanwhile)."""
+    from ray.exceptions import ActorUnavailableError
+
+    import api.dispatch as dispatch
+
+    monkeypatch.setattr(dispatch, "REDELIVER_EVERY_S", 0.001)
+    host = FakeHost()
+    refusals = [3]
+
+    async def flaky(items: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        host.batches.append([sid for sid, _, _ in items])
+        await asyncio.sleep(0.001)
+        if refusals[0] > 0:
+            refusals[0] -= 1
+            raise ActorUnavailableError("restarting", None)
+        return [{"status": "applied", "signal_id": sid} for sid, _, _ in items]
+
+    host.call = flaky  # type: ignore[method-assign]
+    d = HostDispatcher(host)
+    first = d.submit(1, 7, {})
+    await asyncio.sleep(0.0005)
+    later = d.submit(2, 7, {})
+    assert (await first)["signal_id"] == 1 and (await later)["signal_id"] == 2
+    assert host.batches[:4] == [[1], [1], [1], [1]]  # the same batch until it went through
+    assert host.redelivered[:4] == [False, True, True, True]  # the host checks the store
+    assert host.batches[4] == [2] and host.redelivered[4] is False
+    d.retry_for_s = 0.0  # out of patience: the waiters learn it (their signals stay stored)
+    refusals[0] = 1
+    with pytest.raises(ActorUnavailableError):
+        await d.submit(3, 7, {})

@@ -23,6 +23,7 @@ from actors.feed.sources.tradingview import tv_symbol
 from actors.feed.tv_sim import SimConfig
 from actors.feed.tv_sim.thread import TvSimThread
 from actors.instruments import normalize
+from actors.runtime import tree_class
 from actors.store import Store, ensure_local_user, repo
 from tests.system import ensure_ray
 
@@ -39,14 +40,32 @@ class TickSink:
 
     def __init__(self) -> None:
         self.ticks: list[tuple[str, float, float]] = []
+        self.numbers: list[tuple[str, int]] = []  # (symbol, feed number) of every tick
+        self.refuse = 0  # the next calls that fail, as a dead or restarting host's would
 
-    async def on_ticks(self, batch: dict[str, tuple[list[float], list[float]]]) -> int:
+    async def on_ticks(
+        self,
+        batch: dict[str, tuple[list[float], list[float]]],
+        seqs: dict[str, int] | None = None,
+        epoch: float | None = None,
+    ) -> int:
+        if self.refuse > 0:
+            self.refuse -= 1
+            raise ConnectionError("target down")
         for symbol, (tss, prices) in batch.items():
             self.ticks.extend((symbol, ts, px) for ts, px in zip(tss, prices, strict=True))
+            if seqs is not None:
+                self.numbers.extend((symbol, seqs[symbol] + i) for i in range(len(tss)))
         return sum(len(t) for t, _ in batch.values())
 
     def got(self) -> list[tuple[str, float, float]]:
         return self.ticks
+
+    def got_numbers(self) -> list[tuple[str, int]]:
+        return self.numbers
+
+    def set_refuse(self, n: int) -> None:
+        self.refuse = n
 
 
 def until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -105,7 +124,7 @@ def rig(symbols: list[str], spec: str = "tradingview", **options: Any) -> Iterat
         sink_name = f"sink-{uuid.uuid4().hex[:6]}"
         sink = TickSink.options(name=sink_name, namespace=ns).remote()  # type: ignore[attr-defined]
         feed = (
-            ray.remote(FeedActor)
+            tree_class(FeedActor)
             .options(name="feed", namespace=ns, num_cpus=0)
             .remote(ns, source, symbols, [sink_name], 4.0, 1.0, 0.0)
         )
@@ -271,3 +290,24 @@ def test_tradovate_without_a_login_leaves_the_chain_to_tradingview(tmp_path: Pat
         assert r.sym()["sources"]["tradovate"]["reason"] == "no Tradovate account with credentials"
         r.publish(MNQ, 21000.0)
         assert r.wait_prices(1) == [(MNQ, 21000.0)]
+
+
+def test_a_target_that_fails_gets_every_tick_later_in_order_and_numbered() -> None:
+    """Nothing is dropped for a target that is down: failed batches go back in front of the
+    queue, and the history answers what a restarted host lost, by number."""
+    with rig([MNQ], spec="none") as r:
+        ray.get(r.sink.set_refuse.remote(3))
+        prices = [21000.0 + 0.25 * i for i in range(40)]
+        for i, px in enumerate(prices):
+            ray.get(r.feed.push.remote([{"symbol": MNQ, "ts": 1000.0 + i, "price": px}]))
+        assert r.wait_prices(len(prices)) == [(MNQ, px) for px in prices]
+        assert ray.get(r.sink.got_numbers.remote()) == [(MNQ, n) for n in range(1, 41)]
+        st = r.status()
+        assert st["errors"] >= 3 and st["targets_down"] == {} and st["ticks_dropped"] == 0
+        hist = ray.get(r.feed.history.remote({MNQ: {"epoch": 0.0, "seq": 5.0}}))
+        assert hist["ticks"][MNQ][2] == 1  # another numbering: everything kept
+        epoch = hist["epoch"]
+        hist = ray.get(r.feed.history.remote({MNQ: {"epoch": epoch, "seq": 35.0}}))
+        # tick n is stamped 1000 + n - 1
+        assert hist["ticks"][MNQ] == ([1035.0, 1036.0, 1037.0, 1038.0, 1039.0], prices[35:], 36)
+        assert hist["before"][MNQ] == (1034.0, prices[34]) and hist["last"][MNQ] == 40

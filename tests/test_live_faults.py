@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from actors.instruments import spec_for
 from actors.recorder.config import RecorderSettings, StopLoss, TakeProfit, TakeProfitTarget
@@ -192,3 +193,29 @@ def test_stop_cancelled_by_hand_comes_back_once_the_position_is_confirmed() -> N
     assert h.placed[-1] is stop
     h.run(h.pair.on_position(SYM, 1, 4.5), 4.5)  # the broker still holds the long
     assert h.placed[-1].order_type == "stop" and h.placed[-1].cl_ord_id != stop.cl_ord_id
+
+
+def test_a_cancel_lost_on_the_way_is_sent_again() -> None:
+    """The stop's cancel went to a broker actor that was restarting (no answer, no effect):
+    after ``cancel_retry_s`` the pair asks again instead of waiting for ever, then exits."""
+    h = harness(cancel_retry_s=3.0)
+    h.signal(SYM, 2.0, "buy", 1)
+    stop = h.placed[-1].cl_ord_id
+    lost: list[str] = []
+    real_cancel = h.matcher.cancel
+
+    def drop_first(cl: str, ts: float) -> Any:
+        if not lost:  # the first cancel never reaches the broker
+            lost.append(cl)
+            return h.matcher.state(cl), []
+        return real_cancel(cl, ts)
+
+    h.matcher.cancel = drop_first  # type: ignore[method-assign]
+    h.signal(SYM, 3.0, "close", 2)
+    assert lost == [stop] and h.broker_net(SYM) == 1  # still long: the stop still rests
+    h.timer(5.0)
+    assert h.cancels.count(stop) == 1  # not yet
+    h.timer(6.5)
+    assert h.cancels.count(stop) == 2  # asked again; confirmed; the exit went out
+    assert h.pair_net(SYM) == h.broker_net(SYM) == 0
+    assert h.pair.books[SYM].phase == IDLE

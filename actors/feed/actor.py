@@ -5,6 +5,11 @@ symbols they are flat in (a signal without a price fills there) and the minute b
 target has at most one batch in flight; ticks that arrive meanwhile join the next batch, so a slow
 host sees larger batches instead of an unbounded queue, and every target sees ticks in order.
 
+Nothing is dropped for a target that is down: a batch that fails goes back in front of the
+target's queue and is sent again once it answers (up to ``MAX_BACKLOG`` ticks a symbol). Ticks
+are numbered per symbol (:mod:`actors.feed.ring`) so a host drops what it already applied, and a
+restarted host asks :meth:`FeedActor.history` for the ticks after its persisted state.
+
 Sources (``JT_FEED``, :mod:`actors.feed.options`): ``simulated`` and ``replay:<csv>`` are paced
 iterators; ``none`` takes ticks only from :meth:`FeedActor.push`; ``tradingview``, ``tradovate``
 and explicit chains (``tradovate>scanner``) run live sources with per-symbol failover
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -25,14 +31,19 @@ import ray
 
 from actors.feed.live import LiveFeed, market_status
 from actors.feed.options import FeedOptions
+from actors.feed.ring import TickRing, history
 from actors.feed.sources.base import Tick
 from actors.feed.sources.replay import ReplaySource
 from actors.feed.sources.simulated import SimulatedSource
 from actors.instruments import normalize, spec_for
+from actors.runtime import HEALTH, Beat, admit
 
 log = logging.getLogger("justtrades.feed")
 
-Batch = dict[str, tuple[list[float], list[float]]]
+Batch = dict[str, list[Any]]  # symbol -> [timestamps, prices, first sequence number]
+
+MAX_BACKLOG = 200_000  # ticks a symbol kept for a target that is down (then the oldest go)
+RETRY_S = 0.2  # pause before sending again to a target whose last call failed
 
 #: Plausible start prices for the simulated feed, by contract root.
 START_PRICES = {
@@ -60,6 +71,8 @@ class FeedActor:
         batch_ms: float = 5.0,
         seed: int = 0,
     ) -> None:
+        # back-off, or refusal: before starting anything
+        self._admitted = admit(namespace=namespace) is not None
         self.namespace = namespace
         self.options = FeedOptions.from_source(source)
         self.source_spec = self.options.spec
@@ -73,13 +86,18 @@ class FeedActor:
         self.senders: dict[str, asyncio.Task[None]] = {}
         self.inflight: dict[str, bool] = {}
         self.last: dict[str, tuple[float, float]] = {}
+        self.rings: dict[str, TickRing] = {}
+        self.down: dict[str, str] = {}  # target -> last error while it does not answer
+        self.dropped = 0
         self.ticks_in = 0
         self.batches_out = 0
         self.errors = 0
         self.pump: asyncio.Task[None] | None = None
         self.calendar: asyncio.Task[Any] | None = None
         self.started = time.time()
+        self.epoch = self.started  # numbering of this incarnation (see actors.feed.ring)
         self._target_names = list(targets)
+        self._beat = Beat().start()
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -108,6 +126,14 @@ class FeedActor:
     async def set_targets(self, names: list[str]) -> None:
         for name in names:
             self._add_target(name)
+
+    async def retarget(self, name: str) -> bool:
+        """Look ``name`` up again: the supervisor re-created that actor (a new actor id), and
+        the cached handle still points at the dead one. False when it is not a target."""
+        if name not in self.targets:
+            return False
+        self.targets[name] = ray.get_actor(name, namespace=self.namespace)
+        return True
 
     # -- sources --------------------------------------------------------------------------------
 
@@ -168,10 +194,14 @@ class FeedActor:
         for t in ticks:
             self.ticks_in += 1
             self.last[t.symbol] = (t.ts, t.price)
+            ring = self.rings.get(t.symbol)
+            if ring is None:
+                ring = self.rings[t.symbol] = TickRing(MAX_BACKLOG)
+            seq = ring.append(t.ts, t.price)
             for name, pend in self.pending.items():
                 col = pend.get(t.symbol)
                 if col is None:
-                    pend[t.symbol] = col = ([], [])
+                    pend[t.symbol] = col = [[], [], seq]
                 col[0].append(t.ts)
                 col[1].append(t.price)
                 self.wake[name].set()
@@ -187,16 +217,50 @@ class FeedActor:
                 continue
             self.inflight[name] = True
             try:
-                await self.targets[name].on_ticks.remote(batch)
+                await self.targets[name].on_ticks.remote(
+                    {sym: (col[0], col[1]) for sym, col in batch.items()},
+                    {sym: col[2] for sym, col in batch.items()},
+                    self.epoch,
+                )
                 self.batches_out += 1
-            except Exception:  # a dead or restarting host misses this batch, not later ones
+                self.down.pop(name, None)
+            except Exception as exc:  # down or restarting: keep the batch, send it again
                 self.errors += 1
-                log.exception("sending ticks to %s failed", name)
+                if name not in self.down:
+                    log.warning("sending ticks to %s failed (%r); keeping them", name, exc)
+                self.down[name] = repr(exc)
+                self._requeue(name, batch)
+                await asyncio.sleep(RETRY_S)
             finally:
                 self.inflight[name] = False
 
+    def _requeue(self, name: str, batch: Batch) -> None:
+        """Put a batch that was not delivered back in front of what arrived meanwhile."""
+        pend = self.pending[name]
+        for sym, (tss, pxs, first) in batch.items():
+            later = pend.get(sym)
+            if later is not None:
+                tss, pxs = tss + later[0], pxs + later[1]
+            over = len(tss) - MAX_BACKLOG
+            if over > 0:  # down for very long: the oldest go (the host sees the gap)
+                self.dropped += over
+                tss, pxs, first = tss[over:], pxs[over:], first + over
+            pend[sym] = [tss, pxs, first]
+        self.wake[name].set()
+
+    async def history(self, since: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """Ticks a restarted host may have lost (see :func:`actors.feed.ring.history`)."""
+        return history(self.rings, self.epoch, since)
+
     async def push(self, ticks: list[dict[str, Any]]) -> int:
-        """Publish ticks given by a caller (API ``POST /feed/ticks``, replays in tests)."""
+        """Publish ticks given by a caller (API ``POST /feed/ticks``, replays in tests). A feed
+        Ray just restarted has not been started again by the supervisor yet: its targets are
+        wired here first, or these ticks would reach nobody (and ``drain`` would say done)."""
+        for name in self._target_names:
+            try:
+                self._add_target(name)
+            except ValueError:  # not created yet: start() wires it later
+                log.warning("feed target %s not found", name)
         items = [Tick(contract(t["symbol"]), float(t["ts"]), float(t["price"])) for t in ticks]
         self._publish(items)
         return len(items)
@@ -217,8 +281,17 @@ class FeedActor:
 
     # -- status ---------------------------------------------------------------------------------
 
+    @ray.method(concurrency_group=HEALTH)
     async def ping(self) -> dict[str, Any]:
-        return {"ok": True, "started": self.started}
+        """On the ``health`` group's loop; ``loop_lag_s``: how long the default loop has not run."""
+        lag = self._beat.lag()
+        return {
+            "ok": True,
+            "started": self.started,
+            "loop_lag_s": lag,
+            "admitted": self._admitted,
+            "pid": os.getpid(),
+        }
 
     async def status(self) -> dict[str, Any]:
         now = time.time()
@@ -231,6 +304,8 @@ class FeedActor:
             "ticks_in": self.ticks_in,
             "batches_out": self.batches_out,
             "errors": self.errors,
+            "targets_down": dict(self.down),
+            "ticks_dropped": self.dropped,
             "last": {
                 s: {"ts": ts, "price": px, "age_s": round(now - ts, 3)}
                 for s, (ts, px) in self.last.items()

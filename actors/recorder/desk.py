@@ -35,6 +35,7 @@ from actors.broker.base import OrderRequest, OrderState, UnknownOrder, event_to_
 from actors.broker.logins import broker_account
 from actors.instruments import spec_for
 from actors.reconciler.desk import Reconciling
+from actors.recorder.catchup import FeedMarks
 from actors.recorder.config import RecorderSettings
 from actors.recorder.live import LiveOutcome, LivePair, Trader
 from actors.recorder.live_orders import LiveOrder
@@ -97,6 +98,8 @@ class LiveDesk(Reconciling):
         self.positions_at: dict[str, float] = {}  # broker actor -> last positions read
         self.refreshing: set[str] = set()
         self.recovering = False  # restored orders not looked up at their broker yet
+        self.marks: FeedMarks | None = None  # the host's feed marks
+        self.row_marks: dict[tuple[str, str], list[float] | None] = {}  # restored states'
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -130,10 +133,14 @@ class LiveDesk(Reconciling):
                 close_only=t.close_only or not t.enabled,
                 reconcile=str((t.overrides or {}).get("reconcile_policy", "alert")),
             )
-            pair = LivePair(trader, trader_settings(settings, t.overrides or {}), spec_for)
+            pair = LivePair(
+                trader, trader_settings(settings, t.overrides or {}), spec_for, self.marks
+            )
             for p in rows:
                 if p.state:
                     pair.restore(p.symbol, p.state)
+                    if p.quantity or p.state.get("orders"):
+                        self.row_marks[(key, p.symbol)] = p.state.get("feed")
             self.recovering |= bool(pair.unsettled(time.time(), 0.0))
             lh = LiveHosted(
                 t.id,
@@ -177,14 +184,34 @@ class LiveDesk(Reconciling):
             outs.append((lh, out))
         return self._collect(outs, signal_id)
 
-    def on_ticks(self, symbol: str, tss: list[float], ticks: list[int]) -> Write | None:
+    def on_ticks(
+        self,
+        symbol: str,
+        tss: list[float],
+        ticks: list[int],
+        skip: set[str] | frozenset[str] = frozenset(),
+    ) -> Write | None:
         outs = []
         lo, hi = min(ticks), max(ticks)
         for lh in self.by_key.values():
+            if lh.pair.key in skip:
+                continue
             b = lh.pair.books.get(symbol)
             if b is None or (b.pos is None and not b.orders and not b.want_entry):
                 continue
             outs += [(lh, out) for out in lh.pair.on_batch(b, tss, ticks, lo, hi)]
+        return self._collect(outs)
+
+    def halt_all(self, reason: str, now: float, broker: str | None = None) -> Write | None:
+        """HALT every live pair (or those trading through ``broker``): the supervisor gave up
+        on a process they depend on. Their snapshots carry the state and the reason."""
+        outs = []
+        for lh in self.by_key.values():
+            if broker is not None and lh.broker != broker:
+                continue
+            if lh.pair.halt(reason, now):
+                log.error("trader %s HALTED: %s", lh.trader_id, reason)
+                outs.append((lh, LiveOutcome(symbols=set(lh.pair.books))))
         return self._collect(outs)
 
     def on_events(self, events: list[dict[str, Any]], now: float) -> Write | None:
@@ -237,6 +264,7 @@ class LiveDesk(Reconciling):
         False when no live pair of this host trades there."""
         if not any(lh.broker == broker for lh in self.by_key.values()):
             return False
+        self.handles.pop(broker, None)  # re-created (not restarted) by the supervisor: new actor
         try:
             self._handle(broker)
         except ValueError:

@@ -23,13 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from actors.instruments import UnknownSymbol, spec_for
+from actors.recorder.catchup import FeedMarks
 from actors.recorder.columns import SymbolColumns, to_tick_array
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.desk import LiveDesk, Write
 from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_target, evaluate
+from actors.recorder.host_recovery import Batch, CatchUp
 from actors.recorder.pair import MinuteBars, Outcome, Pair
 from actors.recorder.records import fill_row, persist_outcomes, position_fields
 from actors.runtime import host_name
@@ -58,7 +60,7 @@ def pair_key(recorder_id: int) -> str:
     return f"r{recorder_id}:virtual"
 
 
-class RecorderHost:
+class RecorderHost(CatchUp):
     """Actor body. ``ray.remote`` is applied by the supervisor."""
 
     def __init__(
@@ -68,8 +70,10 @@ class RecorderHost:
         database_url: str,
         flush_s: float = 1.0,
         namespace: str | None = None,
+        halt_reason: str | None = None,
     ) -> None:
         self.index, self.n_hosts = index, n_hosts
+        self.namespace = namespace
         self.store = Store(database_url)
         self.flush_s = flush_s
         self.recorders: dict[int, Hosted] = {}
@@ -82,12 +86,21 @@ class RecorderHost:
         self.counters = {"signals": 0, "ticks": 0, "batches": 0, "trades": 0, "errors": 0}
         self._flusher: asyncio.Task[None] | None = None
         self.recovered: set[int] = set()
+        self.applied_max: dict[int, int] = {}  # recorder -> newest signal id applied here
+        self.orphans_at = time.time()
         self.atr_users = False
         self._writes: list[Callable[[Session], None]] | None = None  # a signal batch's writes
+        self.marks = FeedMarks()  # symbol -> [feed epoch, last tick number applied]
+        self.row_marks: dict[tuple[str, str], list[float] | None] = {}  # restored states' marks
         self.desk = LiveDesk(namespace, host_name(index))
         self.desk.commit = self._commit
+        self.desk.marks, self.desk.row_marks = self.marks, self.row_marks
         self._load_all()
-        self._recover_pending()
+        if halt_reason:  # restarted by hand after the supervisor gave up on this host
+            write = self.desk.halt_all(halt_reason, time.time())
+            if write is not None:
+                self.store.run_write(write)
+        self._recover()
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -125,12 +138,14 @@ class RecorderHost:
     def _install(self, s: Session, r: models.Recorder) -> Hosted:
         assert r.id is not None
         settings = self._settings(r.settings or {})
-        pair = Pair(pair_key(r.id), settings, spec_for, shared_bars=self._bars)
+        pair = Pair(pair_key(r.id), settings, spec_for, shared_bars=self._bars, marks=self.marks)
         h = Hosted(r.id, r.name, r.symbol, r.enabled, settings, pair)
         for p in repo.load_positions(s, [r.id]):
             if p.pair_key == pair.key and p.state:
                 pair.restore(p.symbol, p.state)
                 self._cols(p.symbol).sync(pair, pair.book(p.symbol))
+                if pair.book(p.symbol).pos is not None:
+                    self.row_marks[(pair.key, p.symbol)] = p.state.get("feed")
         for t in s.exec(
             select(models.Trade)
             .where(
@@ -163,25 +178,6 @@ class RecorderHost:
             )
         for cols in self.columns.values():
             cols.drop(h.pair.key)
-
-    def _recover_pending(self) -> None:
-        """Signals stored but never applied (the host died or was unreachable when they came)
-        are applied now, in arrival order, before any new call is served."""
-        with self.store.read() as s:
-            pending = [
-                (sig.id, sig.recorder_id, (sig.parsed or {}).get("intent"))
-                for rid in self.recorders
-                for sig in repo.pending_signals(s, rid)
-            ]
-        for signal_id, rid, intent in sorted(pending, key=lambda p: p[0] or 0):
-            assert signal_id is not None and rid is not None
-            h = self.recorders[rid]
-            if intent is None:
-                self._finish(signal_id, h, "rejected", "no_intent", "stored without intent")
-                continue
-            self.recovered.add(signal_id)
-            self._evaluate_and_apply(signal_id, h, {**intent, "delayed": True})
-            log.info("recovered pending signal %s of recorder %s", signal_id, rid)
 
     async def load_recorder(self, recorder_id: int) -> bool:
         """(Re)load a recorder after the API changed it. Open positions are kept."""
@@ -233,12 +229,20 @@ class RecorderHost:
         return self._evaluate_and_apply(signal_id, h, intent)
 
     async def on_signals(
-        self, items: list[tuple[int, int, dict[str, Any]]]
+        self, items: list[tuple[int, int, dict[str, Any]]], redelivered: bool = False
     ) -> list[dict[str, Any]]:
         """Several stored signals, applied in order, their writes committed in one transaction
         before the call returns (the API coalesces concurrent webhooks into one call: per-call
         overhead, not the work, dominated ingest). Durable before acknowledged still holds: no
-        result leaves this method before its commit."""
+        result leaves this method before its commit.
+
+        ``redelivered``: the API sends this batch again after a call that failed; the host that
+        failed may have applied (and committed) some of it before dying, so those are answered
+        from the store, never applied twice."""
+        order = [sid for sid, _, _ in items]
+        done = self._settled_in_store(order) if redelivered else {}
+        if done:
+            items = [item for item in items if item[0] not in done]
         self._writes = []
         try:
             results = [await self.on_signal(sid, rid, intent) for sid, rid, intent in items]
@@ -247,7 +251,20 @@ class RecorderHost:
             self._writes = None
         if writes:
             self._commit(lambda s: [w(s) for w in writes])
+        if done:
+            by_id = dict(zip([sid for sid, _, _ in items], results, strict=True))
+            results = [by_id[sid] if sid in by_id else done[sid] for sid in order]
         return results
+
+    def _settled_in_store(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Signals among ``ids`` already past ``received`` in the store, with their outcome."""
+        with self.store.read() as s:
+            rows = s.exec(select(models.Signal).where(col(models.Signal.id).in_(ids))).all()
+        return {
+            r.id: {"status": r.status, "reason": r.reason, "detail": r.detail, "fills": []}
+            for r in rows
+            if r.id is not None and r.status != "received"
+        }
 
     def _commit(self, fn: Callable[[Session], object]) -> None:
         """Commit state changes already applied in memory. If that fails for good (transient
@@ -355,6 +372,8 @@ class RecorderHost:
     ) -> dict[str, Any]:
         out = out or Outcome()
         now = time.time()
+        if h is not None:
+            self.applied_max[h.id] = max(self.applied_max.get(h.id, 0), signal_id)
 
         def write(s: Session) -> None:
             repo.mark_signal(s, signal_id, status, reason=reason, detail=detail, applied_at=now)
@@ -391,9 +410,19 @@ class RecorderHost:
             for h in self.recorders.values()
         )
 
-    async def on_ticks(self, batch: dict[str, tuple[list[float], list[float]]]) -> int:
-        """A feed batch: per symbol, timestamps and prices in time order."""
+    async def on_ticks(
+        self, batch: Batch, seqs: dict[str, int] | None = None, epoch: float | None = None
+    ) -> int:
+        """A feed batch: per symbol, timestamps and prices in time order; ``seqs`` gives the
+        feed's number of each symbol's first tick (ticks applied already are dropped)."""
         self._ensure_flusher()
+        if seqs is not None:
+            batch = self._fresh(batch, seqs, epoch)
+        return self._apply_ticks(batch)
+
+    def _apply_ticks(self, batch: Batch, skip: set[str] | frozenset[str] = frozenset()) -> int:
+        """Apply a batch to every pair except those in ``skip`` (catch-up: states that saw
+        these ticks already)."""
         n = 0
         exits: list[tuple[Hosted, str, Outcome]] = []
         live: list[Write] = []
@@ -408,10 +437,16 @@ class RecorderHost:
                 bars = self._bars(symbol)
                 for ts, p in zip(tss, ticks.tolist(), strict=True):
                     bars.add(ts, p)
+            held = [self.by_key[k] for k in skip if k in cols.index and k in self.by_key]
+            for h in held:
+                cols.fold_pair(h.pair.key)
+                cols.drop(h.pair.key)
             for row, out in cols.apply(tss, ticks):
                 exits.append((self.by_key[row.pair.key], symbol, out))
+            for h in held:
+                cols.sync(h.pair, h.pair.book(symbol))
             if self.desk.by_key:
-                w = self.desk.on_ticks(symbol, list(tss), ticks.tolist())
+                w = self.desk.on_ticks(symbol, list(tss), ticks.tolist(), skip)
                 if w is not None:
                     live.append(w)
         self.counters["ticks"] += n
@@ -458,6 +493,16 @@ class RecorderHost:
         self._ensure_flusher()
         return self.desk.rewire(broker, time.time())
 
+    async def halt(self, reason: str, broker: str | None = None) -> int:
+        """HALT the live pairs (all, or those trading through ``broker``): the supervisor
+        gave up on a process they need. Returns how many pairs changed state."""
+        self._ensure_flusher()
+        before = sum(lh.pair.risk == "HALTED" for lh in self.desk.by_key.values())
+        write = self.desk.halt_all(reason, time.time(), broker)
+        if write is not None:
+            self._commit(write)
+        return sum(lh.pair.risk == "HALTED" for lh in self.desk.by_key.values()) - before
+
     async def live_positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
         return self.desk.positions(recorder_id)
 
@@ -493,6 +538,7 @@ class RecorderHost:
                 if self.desk.by_key:
                     self._beat()
                 self.flush()
+                self._sweep_orphans(time.time())
             except Exception:  # keep flushing; the next round retries the same rows
                 log.exception("excursion flush failed")
                 self.counters["errors"] += 1

@@ -36,6 +36,7 @@ from typing import Any
 from actors.broker.base import OrderRequest
 from actors.instruments import ContractSpec
 from actors.recorder.book import LONG, SHORT, Money, order_side
+from actors.recorder.catchup import FeedMarks
 from actors.recorder.config import RecorderSettings
 from actors.recorder.exits import ExitRules
 from actors.recorder.live_admin import LiveAdmin
@@ -72,8 +73,10 @@ class LivePair(LiveTicks, LiveAdmin):
         trader: Trader,
         settings: RecorderSettings,
         spec_for: Callable[[str], ContractSpec],
+        marks: FeedMarks | None = None,
     ) -> None:
         self.t = trader
+        self.marks = marks  # the host's feed marks, as for the virtual Pair
         self.key = trader.key
         self.settings = settings
         self.spec_for = spec_for
@@ -274,6 +277,10 @@ class LivePair(LiveTicks, LiveAdmin):
             return out
         kind = o.role if o is not None else "exit"
         why = o.reason if o is not None else (reason or "external")
+        if o is not None and o.role == "stop" and b.pos is not None and b.exits is not None:
+            # a resting stop not moved yet (moves are throttled) fills under the rule now in
+            # force: label the trade by it (break_even, trailing_stop), as the virtual pair does
+            why = b.exits.effective_stop(b.pos.side)[1] or why
         book_fill(b, side, qty, price, ts, kind, why, out)
         if out.trades:
             note_trades(self, out.trades, ts)
@@ -307,6 +314,9 @@ class LivePair(LiveTicks, LiveAdmin):
         """Send what the state calls for, one phase at a time (see module docstring)."""
         for cl in [cl for cl, o in b.orders.items() if o.done]:
             out.orders[cl] = b.orders.pop(cl)
+        for o in b.orders.values():  # a cancel lost on the way (a broker actor restarting)
+            if o.cancel_sent and not o.terminal and now - o.cancel_ts >= self.t.cancel_retry_s:
+                self._cancel(o, now, out)
         if self.risk == HALTED:
             return  # nothing new goes out until a user resolves it
         if b.stop_wait_since is not None and now - b.stop_wait_since >= self.t.stop_grace_s:
@@ -321,9 +331,7 @@ class LivePair(LiveTicks, LiveAdmin):
             stop = b.active_stop()
             if stop is not None:
                 if not stop.cancel_sent:
-                    stop.cancel_sent = True
-                    out.cancel.append(stop.cl)
-                    out.orders[stop.cl] = stop
+                    self._cancel(stop, now, out)
                 self._phase(b, EXIT_PENDING, now)
                 return
             closable = self._closable(b)
@@ -342,9 +350,7 @@ class LivePair(LiveTicks, LiveAdmin):
                     and not o.cancel_sent
                     and now - o.placed_ts >= self.t.exit_timeout_s
                 ):
-                    o.cancel_sent = True
-                    out.cancel.append(o.cl)
-                    out.orders[o.cl] = o
+                    self._cancel(o, now, out)
             return
         if b.phase == EXIT_WORKING:
             self._phase(b, CONFIRM_FLAT, now)
@@ -357,6 +363,12 @@ class LivePair(LiveTicks, LiveAdmin):
             self._send(b, r, r.qty, now, out)
         b.want_entry.clear()
         self._maintain_stop(b, now, out)
+
+    @staticmethod
+    def _cancel(o: LiveOrder, now: float, out: LiveOutcome) -> None:
+        o.cancel_sent, o.cancel_ts = True, now
+        out.cancel.append(o.cl)
+        out.orders[o.cl] = o
 
     @staticmethod
     def _phase(b: LiveBook, phase: str, now: float) -> None:
@@ -378,9 +390,7 @@ class LivePair(LiveTicks, LiveAdmin):
             if not stop.cancel_sent and (
                 stale or (moved and now - b.stop_moved_ts >= self.t.stop_move_s)
             ):
-                stop.cancel_sent = True
-                out.cancel.append(stop.cl)
-                out.orders[stop.cl] = stop
+                self._cancel(stop, now, out)
             return
         if pending_stop is not None and not pending_stop.done:
             return  # the old stop ended but its fills are not booked yet

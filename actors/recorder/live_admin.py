@@ -146,12 +146,15 @@ class LiveAdmin:
         return view
 
     def snapshot(self, symbol: str) -> dict[str, Any]:
-        return {
+        snap = {
             "seq": self.seq,
             "signals": self.signals,
             **risk_snapshot(self),
             **book_snapshot(self.book(symbol)),
         }
+        if self.marks is not None:
+            snap["feed"] = self.marks.of(symbol)
+        return snap
 
     def restore(self, symbol: str, snap: dict[str, Any]) -> None:
         self.seq = max(self.seq, int(snap.get("seq", 0)))

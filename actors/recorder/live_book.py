@@ -43,6 +43,7 @@ class Trader:
     close_only: bool = False
     exit_timeout_s: float = 10.0
     confirm_timeout_s: float = 5.0
+    cancel_retry_s: float = 3.0  # a cancel not answered this long (lost on the way) goes again
     stop_grace_s: float = 2.0
     reconcile: str = "alert"  # policy for drift: alert | adopt | correct
     stop_move_s: float = 1.0  # at most one stop move per this long (rate budget), qty changes aside

@@ -43,6 +43,7 @@ class LiveOrder:
     broker_order_id: str | None = None
     broker_reason: str | None = None
     cancel_sent: bool = False
+    cancel_ts: float = 0.0  # when the last cancel went out (0: restored, or never)
     signal_id: int | None = None
     symbol: str = ""
 

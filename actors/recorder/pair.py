@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from actors.instruments import ContractSpec
 from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side
+from actors.recorder.catchup import FeedMarks
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.exits import ExitRules, ExitState
 from actors.recorder.levels import to_ticks
@@ -107,10 +108,14 @@ class Pair:
         settings: RecorderSettings,
         spec_for: Callable[[str], ContractSpec],
         shared_bars: Callable[[str], MinuteBars] | None = None,
+        marks: FeedMarks | None = None,
     ) -> None:
         """``shared_bars``: a host's one-minute bars per symbol, fed by the host with every
-        tick, so thousands of pairs on one symbol do not each build the same bars."""
+        tick, so thousands of pairs on one symbol do not each build the same bars.
+        ``marks``: the host's feed marks (symbol -> [epoch, last tick number applied]), written
+        into each snapshot so a restarted host replays only the ticks this state has not seen."""
         self.key = key
+        self.marks = marks
         self.settings = settings
         self.spec_for = spec_for
         self.shared_bars = shared_bars
@@ -267,12 +272,15 @@ class Pair:
                 "prev_close": b.bars.prev_close,
                 "ranges": list(b.bars.ranges),
             }
-        return {
+        snap = {
             "last_tick": b.last_tick,
             "pos": _encode(b.pos),
             "exits": _encode(b.exits),
             "bars": bars,
         }
+        if self.marks is not None:
+            snap["feed"] = self.marks.of(symbol)
+        return snap
 
     def restore(self, symbol: str, snap: dict[str, Any]) -> None:
         b = self.book(symbol)

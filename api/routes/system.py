@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
+from ray.exceptions import RayActorError
 
 from api import metrics
 from api.context import Context, get_ctx
@@ -75,7 +76,12 @@ async def push_ticks(body: TicksIn, ctx: Context = Depends(get_ctx)) -> dict[str
     ticks = [{"symbol": t.symbol, "price": t.price, "ts": t.ts or now} for t in body.ticks]
     try:
         n = await ctx.feed.push.remote(ticks)
+    except RayActorError as exc:  # down or restarting: nothing was published, send them again
+        raise HTTPException(503, detail={"reason": "feed_unavailable", "detail": str(exc)}) from exc
     except Exception as exc:
         raise HTTPException(422, detail={"reason": "bad_ticks", "detail": str(exc)}) from exc
-    drained = await ctx.feed.drain.remote() if body.wait else False
+    try:
+        drained = await ctx.feed.drain.remote() if body.wait else False
+    except RayActorError as exc:  # the feed died with them: they may not have reached every host
+        raise HTTPException(503, detail={"reason": "feed_unavailable", "detail": str(exc)}) from exc
     return {"accepted": n, "drained": drained}

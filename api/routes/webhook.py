@@ -15,6 +15,7 @@ the paths the fast path leaves to the router (and documents the endpoint in Open
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -45,6 +46,7 @@ log = logging.getLogger("justtrades.webhook")
 
 HTTP_FOR_REASON = {"body_too_large": 413, "unknown_token": 404, "rate_limited": 429}
 HOST_REJECT_STATUS = 422
+ANSWER_WITHIN_S = 2.5  # TradingView cancels a webhook request after ~3 s
 PREFIX = "/webhook/"
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -141,9 +143,13 @@ async def handle(
     )
     if duplicate:
         return 200, {"status": "duplicate", "reason": row.reason, "signal_id": row.id}
+    fut = ctx.dispatcher_for(rec.id).submit(row.id, rec.id, payload)
+    fut.add_done_callback(_consume)
     try:
-        result = await ctx.dispatcher_for(rec.id).submit(row.id, rec.id, payload)
-    except RayActorError as exc:
+        # the dispatcher keeps delivering (in order) while the host restarts; the sender is
+        # answered before TradingView's ~3 s timeout: the signal is stored, it will apply
+        result = await asyncio.wait_for(asyncio.shield(fut), ANSWER_WITHIN_S)
+    except (RayActorError, TimeoutError) as exc:
         log.warning("host for recorder %s unavailable; signal %s queued: %r", rec.id, row.id, exc)
         return 202, {"status": "received", "reason": "host_unavailable", "signal_id": row.id}
     return HOST_REJECT_STATUS if result["status"] == "rejected" else 200, {
@@ -154,6 +160,12 @@ async def handle(
         "symbol": symbol,
         "fills": result.get("fills", []),
     }
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Read the outcome of a delivery nobody waits for any more (answered 202 already)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
