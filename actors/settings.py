@@ -93,6 +93,20 @@ class Settings(BaseSettings):
     paper_latency_ms: float = 0.0
     excursion_flush_s: float = Field(default=1.0, description="max lag of stored excursions")
     health_interval_s: float = 1.0
+    restart_budget: int = Field(
+        default=10, ge=1, description="restarts of one actor in restart_window_s before FAILED"
+    )
+    restart_window_s: float = Field(default=300.0, description="window of the restart budget")
+    backoff_start_s: float = Field(
+        default=0.5, description="wait before the 2nd restart of a burst (doubles after)"
+    )
+    backoff_max_s: float = Field(default=30.0, description="longest restart back-off")
+    backoff_quiet_s: float = Field(
+        default=60.0, description="a restart this long after the previous start goes at once"
+    )
+    stall_after_s: float = Field(
+        default=10.0, description="main loop silent this long: the actor shows as stalled"
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s) encrypting broker credentials, comma separated (first "
@@ -138,6 +152,12 @@ class Settings(BaseSettings):
             "database_url": self.resolved_database_url(),
             "excursion_flush_s": self.excursion_flush_s,
             "health_interval_s": self.health_interval_s,
+            "restart_budget": self.restart_budget,
+            "restart_window_s": self.restart_window_s,
+            "backoff_start_s": self.backoff_start_s,
+            "backoff_max_s": self.backoff_max_s,
+            "backoff_quiet_s": self.backoff_quiet_s,
+            "stall_after_s": self.stall_after_s,
             # for the broker actors of Tradovate logins (credentials are opened by the supervisor)
             "secret_key": self.secret_key.get_secret_value() if self.secret_key else None,
             "tradovate_demo_url": self.tradovate_demo_url,

@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ACCOUNTS = ["DEMO0001", "DEMO0002", "DEMO0003"]
 ROOTS = {"MNQ1!": 20000.0, "MES1!": 6000.0, "M2K1!": 2300.0}
-STEPS = 200
+STEPS = int(os.environ.get("JT_CHAOS_STEPS", "400"))
 KILL_EVERY = 20
 LOG: list[Any] = []
 SETTINGS = {
@@ -144,27 +144,34 @@ def run_chaos(
             )
             assert r.status_code == 201, r.text
     prices = dict(ROOTS)
+    counts = Counter(ticks=0, signals=0)
     LOG.clear()
     victims = [host_name(0), host_name(1), broker_name("tradovate", account_id), FEED]
     kills: list[str] = []
 
     def tick(root: str, move: bool = True) -> None:
-        """A new price (``move``), or the last one again: while the test waits for the system
-        to settle, ticks keep timers and restarted actors busy without changing any outcome
-        (both runs must see the same prices whatever the settling takes)."""
-        if move:
-            prices[root] += rnd.choice((-1, 1)) * rnd.randint(1, 4) * 0.25
-            LOG.append(("tick", root, time.time(), prices[root]))
+        """1-10 new prices (``move``), or the last one again: while the test waits for the
+        system to settle, ticks keep timers and restarted actors busy without changing any
+        outcome (both runs must see the same prices whatever the settling takes)."""
         contract = contracts[root]
-        sim.push_prices([{"symbol": contract, "price": prices[root]}])
-        body = {"ticks": [{"symbol": contract, "price": prices[root], "ts": time.time()}]}
-        deadline = time.monotonic() + 60
-        while True:  # the feed is down: a price source sends the tick again
+        batch = []
+        for _ in range(rnd.randint(1, 10) if move else 1):
+            if move:
+                prices[root] += rnd.choice((-1, 1)) * rnd.randint(1, 4) * 0.25
+                LOG.append(("tick", root, time.time(), prices[root]))
+            batch.append({"symbol": contract, "price": prices[root], "ts": time.time()})
+        counts["ticks"] += len(batch) if move else 0
+        sim.push_prices([{"symbol": contract, "price": t["price"]} for t in batch])
+        deadline, answer = time.monotonic() + 60, "no answer"
+        while True:  # the feed is down: a price source sends the ticks again
             with contextlib.suppress(httpx.HTTPError):
-                r = system.client.post("/api/feed/ticks", json=body | {"wait": True}, timeout=40)
+                r = system.client.post(
+                    "/api/feed/ticks", json={"ticks": batch, "wait": True}, timeout=40
+                )
                 if r.status_code == 200 and r.json()["drained"]:
                     return
-            assert time.monotonic() < deadline, f"the feed never took a tick: {r.text}"
+                answer = r.text
+            assert time.monotonic() < deadline, f"the feed never took the ticks: {answer}"
             time.sleep(0.1)
 
     for root in ROOTS:
@@ -181,6 +188,7 @@ def run_chaos(
             }
             if rnd.random() < 0.5:  # an alert with {{close}}; the others fill at the last tick
                 body["price"] = prices[root]
+            counts["signals"] += 1
             token = recorders[root]["webhook_url"].rsplit("/", 1)[1]
             with contextlib.suppress(httpx.HTTPError):  # stored first: recovered if not applied
                 system.post_alert(token, json.dumps(body))
@@ -294,7 +302,8 @@ def run_chaos(
         )
     store.dispose()
     print(
-        f"chaos ({'kills' if kills_on else 'no kills'}): {len(kills)} kills ({Counter(kills)}), "
+        f"chaos ({'kills' if kills_on else 'no kills'}): {counts['ticks']} ticks, "
+        f"{counts['signals']} signals, {len(kills)} kills ({Counter(kills)}), "
         f"{len(cl_ids)} orders, {len(fills)} fills, "
         f"{sum(len(t) for t in trades.values())} recorder trades"
     )
