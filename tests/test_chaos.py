@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ACCOUNTS = ["DEMO0001", "DEMO0002", "DEMO0003"]
 ROOTS = {"MNQ1!": 20000.0, "MES1!": 6000.0, "M2K1!": 2300.0}
-STEPS = int(os.environ.get("JT_CHAOS_STEPS", "400"))
+STEPS = int(os.environ.get("JT_CHAOS_STEPS", "1000"))
 KILL_EVERY = 20
 LOG: list[Any] = []
 SETTINGS = {
@@ -93,7 +93,15 @@ def chaos_run(directory: Path, seed: int, kills: bool) -> dict[str, list[tuple[A
     sim = SimServer(SimConfig(users=[SimUser(accounts=list(ACCOUNTS))])).start()
     try:
         url = f"sqlite:///{directory / 'jt.db'}"
-        with running_system(url, tradovate_demo_url=sim.base_url, recorder_hosts=2) as system:
+        # recovery is under test here, not the restart budget (tests/test_supervisor_*): a
+        # kill every few seconds must neither exhaust it nor grow the back-off to 30 s
+        with running_system(
+            url,
+            tradovate_demo_url=sim.base_url,
+            recorder_hosts=2,
+            restart_budget=10_000,
+            backoff_quiet_s=1.0,
+        ) as system:
             return run_chaos(system, sim, rnd, contracts, url, kills)
     finally:
         sim.stop()
