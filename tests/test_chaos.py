@@ -285,8 +285,13 @@ def run_chaos(
     keys = Counter((f.pair_key, f.signal_id, f.kind, f.side) for f in fills if f.signal_id)
     doubled = [k for k, n in keys.items() if n > 1]
     assert not doubled, f"signals applied twice: {doubled[:5]}"
-    tree = system.client.get("/status").json()
-    assert tree, "status answers after the chaos"
+    time.sleep(1.1)  # /status is cached for a moment
+    status = system.client.get("/status").json()
+    restarts = {c["name"]: c["restarts"] for c in status["tree"]["children"]}
+    for victim in set(kills):  # every restart is visible
+        assert restarts[victim] >= 1, (victim, restarts)
+    live = [h["live"] for h in status["hosts"]]
+    assert all("risk" in h_live and "drift" in h_live for h_live in live), live
     trades: dict[str, list[tuple[Any, ...]]] = {}
     with store.read() as s:
         for root, rec in recorders.items():

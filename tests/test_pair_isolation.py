@@ -75,3 +75,66 @@ def test_a_failing_pair_is_reloaded_and_its_neighbour_is_not_touched(tmp_path: P
             models.Signal.__table__.select().where(models.Signal.reason == "pair_error")  # type: ignore[attr-defined]
         ).all()
     assert len(rejected) == 1
+
+
+def test_a_recorder_failing_again_and_again_is_failed_until_it_is_changed(tmp_path: Path) -> None:
+    """Past the budget of pair-logic errors the recorder is FAILED: its signals are stored as
+    rejected (pair_failed) without running its logic, its neighbour keeps trading, and a change
+    through the API (a reload) gives it a new chance."""
+    from actors.recorder import host as host_module
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    store = Store(url)
+    store.migrate()
+    user = ensure_local_user(store)
+    assert user.id is not None
+    a = create_recorder(store, user.id, "a", "MNQZ5", RecorderSettings())
+    b = create_recorder(store, user.id, "b", "MNQZ5", RecorderSettings())
+    assert a.id is not None and b.id is not None
+
+    def stored(rid: int) -> int:
+        row, _ = insert_signal(store, recorder_id=rid, raw_body=b"{}", content_type=None,
+                               remote_addr=None, dedupe_key=None, window_s=0, now=time.time())  # fmt: skip
+        assert row.id is not None
+        return row.id
+
+    calls = []
+
+    def boom(*_: Any, **__: Any) -> Any:
+        calls.append(1)
+        raise RuntimeError("bug in pair logic")
+
+    async def run() -> None:
+        host = RecorderHost(0, 1, url, flush_s=3600)
+        original = host_module.Pair.on_signal
+
+        def maybe_boom(self: Any, *args: Any, **kw: Any) -> Any:
+            return boom() if self.key == f"r{a.id}:virtual" else original(self, *args, **kw)
+
+        host_module.Pair.on_signal = maybe_boom  # type: ignore[method-assign]
+        try:
+            budget = host_module.PAIR_FAILURE_BUDGET
+            for _ in range(budget):
+                out = await host.on_signals([(stored(a.id), a.id, intent("buy", 20000.0))])
+                assert out[0]["reason"] == "pair_error"
+            assert a.id in host.failed_recorders
+            out = await host.on_signals(
+                [
+                    (stored(a.id), a.id, intent("buy", 20000.0)),
+                    (stored(b.id), b.id, intent("buy", 20001.0)),
+                ]
+            )
+            assert [(r["status"], r["reason"]) for r in out] == [
+                ("rejected", "pair_failed"),
+                ("applied", None),
+            ]
+            assert len(calls) == budget  # its logic did not run again
+            status = await host.status()
+            assert a.id in status["failed_recorders"]
+        finally:
+            host_module.Pair.on_signal = original  # type: ignore[method-assign]
+        await host.load_recorder(a.id)  # the user changed it: a new chance
+        out = await host.on_signals([(stored(a.id), a.id, intent("buy", 20000.0))])
+        assert out[0]["status"] == "applied"
+
+    asyncio.run(run())

@@ -202,12 +202,20 @@ class LiveDesk(Reconciling):
             outs += [(lh, out) for out in lh.pair.on_batch(b, tss, ticks, lo, hi)]
         return self._collect(outs)
 
-    def halt_all(self, reason: str, now: float, broker: str | None = None) -> Write | None:
-        """HALT every live pair (or those trading through ``broker``): the supervisor gave up
-        on a process they depend on. Their snapshots carry the state and the reason."""
+    def halt_all(
+        self,
+        reason: str,
+        now: float,
+        broker: str | None = None,
+        recorder_id: int | None = None,
+    ) -> Write | None:
+        """HALT every live pair (or those trading through ``broker``, or of ``recorder_id``):
+        something they depend on failed for good. Their snapshots carry the state and reason."""
         outs = []
         for lh in self.by_key.values():
             if broker is not None and lh.broker != broker:
+                continue
+            if recorder_id is not None and lh.recorder_id != recorder_id:
                 continue
             if lh.pair.halt(reason, now):
                 log.error("trader %s HALTED: %s", lh.trader_id, reason)

@@ -41,6 +41,8 @@ log = logging.getLogger("justtrades.host")
 
 #: Longest ATR period a recorder may ask for (config validates it); shared bars keep this many.
 MAX_ATR_BARS = 500
+PAIR_FAILURE_BUDGET = 3  # errors in one recorder's pair logic in the window before it is FAILED
+PAIR_FAILURE_WINDOW_S = 300.0
 
 
 @dataclass(slots=True)
@@ -87,6 +89,8 @@ class RecorderHost(CatchUp):
         self._flusher: asyncio.Task[None] | None = None
         self.recovered: set[int] = set()
         self.applied_max: dict[int, int] = {}  # recorder -> newest signal id applied here
+        self.pair_failures: dict[int, list[float]] = {}  # recorder -> times its logic failed
+        self.failed_recorders: dict[int, str] = {}  # recorder -> why it is FAILED
         self.orphans_at = time.time()
         self.atr_users = False
         self._writes: list[Callable[[Session], None]] | None = None  # a signal batch's writes
@@ -180,7 +184,10 @@ class RecorderHost(CatchUp):
             cols.drop(h.pair.key)
 
     async def load_recorder(self, recorder_id: int) -> bool:
-        """(Re)load a recorder after the API changed it. Open positions are kept."""
+        """(Re)load a recorder after the API changed it. Open positions are kept; a FAILED
+        recorder gets a new chance (its live pairs stay HALTED until a user resumes them)."""
+        self.failed_recorders.pop(recorder_id, None)
+        self.pair_failures.pop(recorder_id, None)
         with self.store.read() as s:
             r = s.get(models.Recorder, recorder_id)
             old = self.recorders.get(recorder_id)
@@ -219,6 +226,9 @@ class RecorderHost(CatchUp):
             return self._finish(signal_id, None, "rejected", "unknown_recorder")
         if signal_id in self.recovered:
             return {"status": "applied", "reason": "recovered", "detail": None, "fills": []}
+        if recorder_id in self.failed_recorders:
+            reason = self.failed_recorders[recorder_id]
+            return self._finish(signal_id, None, "rejected", "pair_failed", reason)
         if intent.get("delayed") is None:
             delay = h.settings.filters.signal_delay_seconds
             if delay > 0:
@@ -357,7 +367,27 @@ class RecorderHost(CatchUp):
             r = s.get(models.Recorder, h.id)
             reloaded = self._install(s, r) if r is not None and not r.deleted else None
         detail = f"{type(exc).__name__}: {exc}"[:300]
+        self._note_pair_failure(h.id, detail)
         return self._finish(signal_id, reloaded, "rejected", "pair_error", detail)
+
+    def _note_pair_failure(self, recorder_id: int, detail: str) -> None:
+        """Past ``PAIR_FAILURE_BUDGET`` failures in ``PAIR_FAILURE_WINDOW_S`` the recorder is
+        FAILED: its signals are stored as rejected without touching its pairs, its live pairs
+        are HALTED. Changing the recorder through the API (a reload) clears it."""
+        now = time.time()
+        times = [
+            t for t in self.pair_failures.get(recorder_id, []) if now - t < PAIR_FAILURE_WINDOW_S
+        ]
+        times.append(now)
+        self.pair_failures[recorder_id] = times
+        if len(times) < PAIR_FAILURE_BUDGET or recorder_id in self.failed_recorders:
+            return
+        reason = f"recorder {recorder_id} FAILED: {len(times)} errors in its pair logic ({detail})"
+        self.failed_recorders[recorder_id] = reason
+        log.error(reason)
+        write = self.desk.halt_all(reason, now, recorder_id=recorder_id)
+        if write is not None:
+            self._commit(write)
 
     def _finish(
         self,
@@ -592,6 +622,7 @@ class RecorderHost(CatchUp):
             "symbols": sorted(self.columns),
             "last_prices": {k: v[1] for k, v in self.last_price.items()},
             "counters": dict(self.counters),
+            "failed_recorders": dict(self.failed_recorders),
             "live": self.desk.status(),
             "uptime_s": time.time() - self.started,
         }
