@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ACCOUNTS = ["DEMO0001", "DEMO0002", "DEMO0003"]
 ROOTS = {"MNQ1!": 20000.0, "MES1!": 6000.0, "M2K1!": 2300.0}
-STEPS = int(os.environ.get("JT_CHAOS_STEPS", "1000"))
+STEPS = int(os.environ.get("JT_CHAOS_STEPS", "400"))
 KILL_EVERY = 20
 LOG: list[Any] = []
 SETTINGS = {
@@ -258,18 +258,24 @@ def run_chaos(
         }
         with store.read() as s:
             rows = s.exec(select(models.Order).where(models.Order.trader_id.in_(bad))).all()  # type: ignore[union-attr]
-        orders = [
-            (o.cl_ord_id, o.side, o.quantity, o.status, o.reason)
-            for o in rows
-            if o.status != "filled"
-        ]
+            fills = s.exec(select(models.Fill).where(models.Fill.trader_id.in_(bad))).all()  # type: ignore[union-attr]
+        orders = [(o.cl_ord_id, o.side, o.quantity, o.status, o.reason) for o in rows]
+        booked = [(f.order_id, f.side, f.quantity, f.price, f.kind) for f in fills]
         requests = httpx.get(f"{sim.admin_url}/requests", timeout=10).json()["requests"]
         sent = Counter(q.get("params", {}).get("clOrdId") for q in requests)
-        raise AssertionError(
+        views = [system.client.get(f"/api/traders/{t}/positions").json() for t in sorted(bad)]
+        report = (
             f"{exc}; broker {seen.get('broker')}; groups {seen.get('groups')}; "
             f"orders of the traders out of sync {orders}; "
-            f"times sent {[sent.get(o[0], 0) for o in orders]}"
-        ) from None
+            f"times sent {[sent.get(o[0], 0) for o in orders]}; booked fills {booked}; "
+            f"pair views {views}; kills {kill_times(kills)}"
+        )
+        if os.environ.get("JT_CHAOS_DUMP"):
+            state = httpx.get(f"{sim.admin_url}/state", timeout=10).json()
+            Path(os.environ["JT_CHAOS_DUMP"] + "-failure").write_text(
+                json.dumps({"report": report, "sim": state, "requests": requests}, default=str)
+            )
+        raise AssertionError(report) from None
 
     requests = httpx.get(f"{sim.admin_url}/requests", timeout=10).json()["requests"]
     cl_ids = [
@@ -321,6 +327,12 @@ def run_chaos(
         f"{sum(len(t) for t in trades.values())} recorder trades"
     )
     return trades
+
+
+def kill_times(kills: list[str]) -> list[tuple[str, float]]:
+    """Kills with their time relative to the first tick (to line up with the orders)."""
+    t0 = LOG[0][2] if LOG else 0.0
+    return [(e[1], round(e[2] - t0, 2)) for e in LOG if e[0] == "kill"][: len(kills)]
 
 
 def _contract_ids(sim: SimServer, contracts: dict[str, str]) -> dict[str, int]:
