@@ -657,6 +657,30 @@ def test_events_before_the_place_answer_wait_and_come_out_in_order() -> None:
     assert len(events) == 5
 
 
+def test_an_order_seen_before_its_command_gets_our_id_and_its_fills_again() -> None:
+    """A broker actor died while placing: its successor never had the order in ``sending``, and
+    the Order entity came in an earlier frame than the Command naming our clOrdId. The order
+    was filed as foreign; once the command names it, its state and fills are published again
+    under our id (else the pair would never book them and would take it for never placed)."""
+    book, events = _book()
+    seq = _market_fill_sequence()
+    book.push_props(seq[:1])  # the order alone: nobody is placing, so it is someone else's
+    assert "tradovate-900" in book.by_cl and book.counts["foreign_orders"] == 1
+    book.push_props([seq[3], seq[5], seq[6], seq[7]])  # working, filled, the fill: still foreign
+    assert [e.cl_ord_id for e in events if isinstance(e, BrokerFill)] == ["tradovate-900"]
+    before = len(events)
+    book.push_props([seq[1]])  # the command with clOrdId c1, in its own frame
+    assert "c1" in book.by_cl and "tradovate-900" not in book.by_cl
+    again = events[before:]
+    fills = [e for e in again if isinstance(e, BrokerFill)]
+    assert [(f.cl_ord_id, f.side, f.qty, f.price, f.fill_id) for f in fills] == [
+        ("c1", "buy", 1, 100.25, "905")
+    ]
+    states = [e for e in again if isinstance(e, OrderState)]
+    assert states and states[-1].cl_ord_id == "c1" and states[-1].status == "filled"
+    assert book.counts["rekeyed"] == 1 and book.counts["foreign_orders"] == 0
+
+
 def test_foreign_orders_on_other_contracts_do_not_wait_for_our_placements() -> None:
     book, events = _book()
     book.learn_contract({"id": 66, "name": "ESZ5"})

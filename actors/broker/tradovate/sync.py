@@ -97,6 +97,7 @@ class OrderRecord:
     contract_id: int | None = None
     status: OrderStatus = "pending"
     fills: dict[int, tuple[int, float]] = field(default_factory=dict)
+    fill_info: dict[int, tuple[str, float]] = field(default_factory=dict)  # id -> (side, ts)
     reason: str | None = None
     ts: float = 0.0
     emitted: OrderState | None = None
@@ -140,7 +141,7 @@ class SyncBook:
         self._requested: set[int] = set()
         self._inbox: deque[Entities] = deque()
         self.counts: dict[str, int] = dict.fromkeys(
-            ("snapshots", "events", "duplicate_fills", "foreign_orders", "waits"), 0
+            ("snapshots", "events", "duplicate_fills", "foreign_orders", "waits", "rekeyed"), 0
         )
 
     # ------------------------------------------------------------------ input
@@ -234,6 +235,32 @@ class SyncBook:
             rec = self.by_cl.get(cl)
             if rec is not None and rec.order_id is None:
                 self.link(rec, oid)
+            elif rec is None:
+                self._rekey(oid, cl)
+
+    def _rekey(self, oid: int, cl: str) -> None:
+        """An order filed as foreign because its Order entity came in an earlier frame than the
+        Command naming our clOrdId (it was placed by a broker actor that died before the answer;
+        this one never had it in ``sending``): give it its clOrdId and publish its state and
+        fills again under it (whoever placed it dedupes fills by id)."""
+        rec = self.by_oid.get(oid)
+        foreign = f"tradovate-{oid}"
+        if rec is None or rec.cl_ord_id != foreign:
+            return
+        self.by_cl.pop(foreign, None)
+        rec.cl_ord_id = cl
+        self.by_cl[cl] = rec
+        self.counts["rekeyed"] += 1
+        self.counts["foreign_orders"] -= 1
+        for fill_id, (qty, price) in rec.fills.items():
+            side, ts = rec.fill_info.get(fill_id, ("buy", self._clock()))
+            self._send(
+                BrokerFill(
+                    cl, str(oid), rec.account, rec.symbol, side, qty, price, ts, str(fill_id)
+                )
+            )
+        rec.emitted = None
+        self.refresh(rec)
 
     def account_name(self, account_id: int | None) -> str:
         if account_id is None:
@@ -337,6 +364,7 @@ class SyncBook:
         symbol = rec.symbol or self.contract_names.get(_int(e.get("contractId")) or -1, "")
         side = "buy" if e.get("action") == "Buy" else "sell"
         ts = parse_time(e.get("timestamp")) or self._clock()
+        rec.fill_info[fill_id] = (side, ts)
         self._send(
             BrokerFill(
                 rec.cl_ord_id, str(oid), rec.account, symbol, side, qty, price, ts, str(fill_id)
