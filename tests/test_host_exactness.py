@@ -122,6 +122,15 @@ async def run(cfgs: list[RecorderSettings], evs: list[tuple], url: str) -> None:
         want = refs[k].signal(ts, action, price, qty, tgt)
         assert got["status"] == expected_status(want), (got, want)
 
+    await assert_matches_reference(store, host, rids, refs)
+    store.dispose()
+    host.store.dispose()
+
+
+async def assert_matches_reference(
+    store: Store, host: RecorderHost, rids: list[Any], refs: list[NaiveRecorder]
+) -> None:
+    """Every recorder's stored trades and live open position equal its naive reference's."""
     with store.read() as s:
         for rid, ref in zip(rids, refs, strict=True):
             rows = s.exec(
@@ -173,8 +182,6 @@ async def run(cfgs: list[RecorderSettings], evs: list[tuple], url: str) -> None:
             float(rp.worst_unrealised),
             float(rp.best_unrealised),
         )
-    store.dispose()
-    host.store.dispose()
 
 
 @settings(

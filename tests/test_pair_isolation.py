@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ def intent(kind: str, price: float) -> dict[str, Any]:
     }
 
 
-def test_a_failing_pair_is_reloaded_and_its_neighbour_is_not_touched(tmp_path: Path) -> None:
+def two_recorders(tmp_path: Path) -> tuple[str, Store, Any, Any, Callable[[int], int]]:
+    """A store with recorders a and b on MNQZ5, and a function storing a signal for one."""
     url = f"sqlite:///{tmp_path / 'h.db'}"
     store = Store(url)
     store.migrate()
@@ -40,6 +42,12 @@ def test_a_failing_pair_is_reloaded_and_its_neighbour_is_not_touched(tmp_path: P
                                remote_addr=None, dedupe_key=None, window_s=0, now=time.time())  # fmt: skip
         assert row.id is not None
         return row.id
+
+    return url, store, a, b, stored
+
+
+def test_a_failing_pair_is_reloaded_and_its_neighbour_is_not_touched(tmp_path: Path) -> None:
+    url, store, a, b, stored = two_recorders(tmp_path)
 
     async def run() -> None:
         host = RecorderHost(0, 1, url, flush_s=3600)
@@ -83,20 +91,7 @@ def test_a_recorder_failing_again_and_again_is_failed_until_it_is_changed(tmp_pa
     through the API (a reload) gives it a new chance."""
     from actors.recorder import host as host_module
 
-    url = f"sqlite:///{tmp_path / 'f.db'}"
-    store = Store(url)
-    store.migrate()
-    user = ensure_local_user(store)
-    assert user.id is not None
-    a = create_recorder(store, user.id, "a", "MNQZ5", RecorderSettings())
-    b = create_recorder(store, user.id, "b", "MNQZ5", RecorderSettings())
-    assert a.id is not None and b.id is not None
-
-    def stored(rid: int) -> int:
-        row, _ = insert_signal(store, recorder_id=rid, raw_body=b"{}", content_type=None,
-                               remote_addr=None, dedupe_key=None, window_s=0, now=time.time())  # fmt: skip
-        assert row.id is not None
-        return row.id
+    url, _store, a, b, stored = two_recorders(tmp_path)
 
     calls = []
 
