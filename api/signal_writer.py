@@ -17,11 +17,12 @@ dedupe-key index, so the cost grew with the history.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from actors.store import Store
 from actors.store.models import SIGNAL_STATUSES
@@ -133,19 +134,41 @@ _CANDIDATES_SQL = (
 ).replace("{statuses}", " AND ".join("status != ?" for _ in DEDUPE_IGNORED_STATUSES))
 
 
-def _sqlite_processors(conn: Connection) -> list[Any]:
+def sqlite_processors(dialect: Dialect) -> list[Any]:
     """Each column's bind processor (what a Core insert applies: JSON to text, ...)."""
-    return [SIGNALS.c[name].type.bind_processor(conn.dialect) for name in _COLUMNS]
+    return [SIGNALS.c[name].type.bind_processor(dialect) for name in _COLUMNS]
+
+
+_STATUS, _REASON = _COLUMNS.index("status"), _COLUMNS.index("reason")
+
+
+def signal_params(items: list[dict[str, Any]], procs: list[Any]) -> list[list[Any]]:
+    """Each item's column values as the driver takes them (JSON to text, ...), status and
+    reason as given: done before the write lock is taken (see :func:`write_signals_sqlite`)."""
+    out = []
+    for f in items:
+        if f.get("status", "received") not in SIGNAL_STATUSES:
+            raise ValueError(f"unknown signal status {f['status']!r}")
+        values = {**f, "received_at": f["now"]}
+        out.append(
+            [
+                proc(values.get(name)) if proc is not None else values.get(name)
+                for name, proc in zip(_COLUMNS, procs, strict=True)
+            ]
+        )
+    return out
 
 
 def write_signals_sqlite(
-    conn: Connection, items: list[dict[str, Any]]
+    cur: sqlite3.Cursor, items: list[dict[str, Any]], prepared: list[list[Any]]
 ) -> list[tuple[StoredSignal, bool]]:
     """The rows of ``items`` in arrival order, as :func:`insert_signal_row` one after the other
     would store them, in three statements whatever the batch size: one query for the dedupe
     candidates of the whole batch, ``max(id)``, one multi-row ``INSERT``.
 
-    Needs the SQLite write lock (``BEGIN IMMEDIATE``, as ``Store.run_write`` takes it): the ids
+    Runs on the raw ``sqlite3`` cursor of a write transaction (``Store.run_sqlite_write``,
+    ``BEGIN IMMEDIATE``: the write lock is held), ``prepared`` from :func:`signal_params` (the
+    values are converted before the lock is taken: every other writer waits while it is held). The ids
     are assigned here as ``max(id) + 1, + 2, ...``, which is what SQLite itself would assign (no
     ``AUTOINCREMENT``) and lets a resend in the same batch point at its original. Few
     statements matter more than they seem: every statement releases the GIL, and winning it
@@ -153,9 +176,6 @@ def write_signals_sqlite(
     holds the database's only write lock, which the recorder hosts are waiting for.
     """
     n = len(items)
-    for f in items:
-        if f.get("status", "received") not in SIGNAL_STATUSES:
-            raise ValueError(f"unknown signal status {f['status']!r}")
     checking = [f for f in items if f["dedupe_key"] is not None and f["window_s"] > 0]
     # (recorder_id, dedupe_key) -> [(id, received_at)] of possible originals, by id
     originals: dict[tuple[int | None, str], list[tuple[int, float]]] = {}
@@ -163,11 +183,10 @@ def write_signals_sqlite(
         keys = sorted({f["dedupe_key"] for f in checking})
         since = min(f["now"] - f["window_s"] for f in checking)
         sql = _CANDIDATES_SQL.format(keys=",".join("?" * len(keys)))
-        rows = conn.exec_driver_sql(sql, (*keys, *DEDUPE_IGNORED_STATUSES, since)).all()
+        rows = cur.execute(sql, (*keys, *DEDUPE_IGNORED_STATUSES, since)).fetchall()
         for sid, rid, key, at in sorted(rows):
             originals.setdefault((rid, key), []).append((sid, at))
-    first = (conn.exec_driver_sql("SELECT max(id) FROM signals").scalar() or 0) + 1
-    procs = _sqlite_processors(conn)
+    first = (cur.execute("SELECT max(id) FROM signals").fetchone()[0] or 0) + 1
     params: list[Any] = []
     out: list[tuple[StoredSignal, bool]] = []
     for i, f in enumerate(items):
@@ -182,15 +201,14 @@ def write_signals_sqlite(
             status, reason = "duplicate", f"duplicate_of:{duplicate_of}"
         if key is not None and status not in DEDUPE_IGNORED_STATUSES:
             originals.setdefault((rid, key), []).append((sid, f["now"]))
-        values = {**f, "received_at": f["now"], "status": status, "reason": reason}
+        row = prepared[i]
+        row[_STATUS], row[_REASON] = status, reason
         params.append(sid)
-        for name, proc in zip(_COLUMNS, procs, strict=True):
-            v = values.get(name)
-            params.append(proc(v) if proc is not None else v)
+        params += row
         out.append((StoredSignal(sid, status, reason), duplicate_of is not None))
-    row = "(" + ",".join("?" * (len(_COLUMNS) + 1)) + ")"
-    sql = f"INSERT INTO signals (id,{','.join(_COLUMNS)}) VALUES " + ",".join([row] * n)
-    conn.exec_driver_sql(sql, tuple(params))
+    one = "(" + ",".join("?" * (len(_COLUMNS) + 1)) + ")"
+    sql = f"INSERT INTO signals (id,{','.join(_COLUMNS)}) VALUES " + ",".join([one] * n)
+    cur.execute(sql, tuple(params))
     return out
 
 
@@ -199,6 +217,7 @@ class SignalWriter(Batcher[dict[str, Any], tuple[StoredSignal, bool]]):
         super().__init__(MAX_BATCH)
         self.store = store
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="signal-writer")
+        self.procs = sqlite_processors(store.engine.dialect) if store.is_sqlite else []
 
     def insert(self, **fields: Any) -> asyncio.Future[tuple[StoredSignal, bool]]:
         """:func:`insert_signal_row` in the next group commit; await it for ``(row,
@@ -211,13 +230,14 @@ class SignalWriter(Batcher[dict[str, Any], tuple[StoredSignal, bool]]):
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._write, items)
 
     def _write(self, items: list[dict[str, Any]]) -> list[tuple[StoredSignal, bool]]:
-        def fn(s: Any) -> list[tuple[StoredSignal, bool]]:
-            conn = s.connection()
-            if self.store.is_sqlite:
-                return write_signals_sqlite(conn, items)
-            return [insert_signal_row(conn, **f) for f in items]
-
-        return self.store.run_write(fn)
+        if self.store.is_sqlite:
+            prepared = signal_params(items, self.procs)
+            return self.store.run_sqlite_write(
+                lambda cur: write_signals_sqlite(cur, items, prepared)
+            )
+        return self.store.run_write(
+            lambda s: [insert_signal_row(s.connection(), **f) for f in items]
+        )
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -7,9 +7,9 @@ store with the status it was answered with (zero lost).
 How it runs (every piece in its own process; this one only orchestrates and checks):
 
 1. ``bench.ingest_server --mode real``: the whole system (uvicorn + FastAPI + a local Ray it
-   starts, 2 recorder hosts, SQLite in a temp dir, ``feed=none``, rate limit out of the way) with
-   200 recorders created before serving (TP targets, stops, some trailing / break-even / DCA /
-   filters) and one tick per symbol pushed through ``POST /api/feed/ticks``.
+   starts, the default number of recorder hosts or ``--hosts``, SQLite in a temp dir,
+   ``feed=none``, rate limit out of the way) with 200 recorders created before serving (TP
+   targets, stops, some trailing / break-even / DCA / filters) and one tick per symbol pushed through ``POST /api/feed/ticks``.
 2. ``bench.ingest_load`` in a spawned process posts the mix of :mod:`bench.ingest_mix`
    (indicator, Pine strategy and ``key=value`` text alerts; ~2 % bad bodies, ~2 % exact resends)
    closed-loop with a fixed number of requests in flight for the measured duration after a
@@ -49,6 +49,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from actors.settings import default_recorder_hosts
 from bench.common import Report, percentile
 from bench.ingest_load import LoadResult, LoadSpec, Sample, run_load
 from bench.ingest_mix import BAD_SHARE, KIND_WEIGHTS, RESEND_SHARE, SYMBOLS
@@ -395,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=32, help="closed-loop requests in flight")
     ap.add_argument("--rate", type=float, default=TARGET_RATE, help="open-loop offered req/s")
     ap.add_argument("--recorders", type=int, default=200)
+    ap.add_argument(
+        "--hosts", type=int, help="recorder hosts (default: the system's, one per CPU beyond one)"
+    )
     ap.add_argument("--profile", action="store_true", help="sample the API process (closed loop)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (db, logs)")
     ap.add_argument("--loop", default="auto", help="uvicorn event loop, both servers (auto)")
@@ -405,11 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     open_duration = args.open_duration or (3.0 if args.quick else 10.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     conc = args.concurrency
+    hosts = args.hosts or default_recorder_hosts()
 
     report = Report("ingest")
     workdir = Path(tempfile.mkdtemp(prefix="jt-bench-ingest-"))
     print(
-        f"ingest bench: {args.recorders} recorders, 2 recorder hosts, SQLite; closed loop "
+        f"ingest bench: {args.recorders} recorders, {hosts} recorder host(s), SQLite; closed loop "
         f"{conc} in flight for {duration:g} s, open loop {args.rate:,.0f}/s for "
         f"{open_duration:g} s (each after {warmup:g} s warm-up); workdir {workdir}",
         flush=True,
@@ -423,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         with running_server(
-            "real", workdir, recorders=args.recorders, profile=args.profile, **uv
+            "real", workdir, recorders=args.recorders, hosts=hosts, profile=args.profile, **uv
         ) as real:
             print(
                 f"  real system ready in {real.startup_s:.1f} s (pid {real.pid}; uvicorn "
@@ -517,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         f"open loop {args.rate:,.0f}/s offered for {open_duration:g} s (latency from the "
         f"scheduled send time), {warmup:g} s warm-up each; servers: uvicorn, 1 worker, "
         f"{real.http} on the {real.loop} loop (real), {bare.http} on the {bare.loop} loop (bare); "
-        f"real system: {args.recorders} recorders on 2 hosts, SQLite (WAL), "
+        f"real system: {args.recorders} recorders on {hosts} host(s), SQLite (WAL), "
         f"{len(SYMBOLS)} symbols"
     )
     report.note(

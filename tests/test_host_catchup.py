@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
 from actors.feed.ring import TickRing, history
 from actors.instruments import spec_for
 from actors.recorder.catchup import SignalStep, TickStep, merge, segments
-from actors.recorder.config import DcaUnit, RecorderSettings
+from actors.recorder.config import RecorderSettings
 from actors.recorder.host import RecorderHost
 from actors.store import Store, create_recorder, ensure_local_user, insert_signal, models
 from tests.reference.naive import NaiveRecorder
@@ -145,12 +145,85 @@ async def check(
 def test_a_restarted_host_records_what_one_that_never_died_records(
     cfgs: list[RecorderSettings], evs: list[tuple], cuts: list[int]
 ) -> None:
-    # KNOWN GAP (issue #6 note): ATR-step DCA reads the host's shared minute bars, which are not
-    # persisted; after a restart they are rebuilt from the replayed ticks only, so the ATR (and
-    # the DCA level) can differ. Excluded here until the catch-up also replays the bars' window.
-    assume(not any(c.dca is not None and c.dca.unit == DcaUnit.atr for c in cfgs))
     with tempfile.TemporaryDirectory() as d:
         asyncio.run(run(cfgs, evs, cuts, f"sqlite:///{Path(d) / 'host.db'}"))
+
+
+ATR_DCA = {
+    "sizing": {"initial_size": 1},
+    "dca": {"unit": "atr", "step": 1.0, "atr_period": 3, "max_quantity": 2, "add_size": 1},
+}
+
+
+async def atr_dca_fills(
+    url: str, down: tuple[int, int] | None, buy_while_down: bool
+) -> list[tuple[str, float]]:
+    """Six minutes of three ticks each (true ranges 40, 20, 20, 9, 24, 0 ticks; those of
+    minutes 1 and 2 are not their high - low: they need the close before), a buy, then the
+    price falls one tick at a time; returns the (kind, price) of the fills. ``down``: the host
+    dies before tick ``down[0]`` and restarts before tick ``down[1]`` (mid-minute both)."""
+    store = Store(url)
+    store.migrate()
+    user = ensure_local_user(store)
+    assert user.id is not None
+    rid = create_recorder(store, user.id, "atr", SYMBOL, ATR_DCA).id
+    assert rid is not None
+    feed = FeedStub()
+    host: RecorderHost | None = host_on(url, feed)
+    t0, base = 1_800_000_000.0, 84000  # t0 starts a minute
+    minutes = [(0, 40, 0), (5, 12, 20), (0, 3, 0), (0, 9, 0), (0, 24, 0), (0, 0, 0)]
+    ticks = [
+        (t0 + 60 * m + 20 * k, base + d) for m, ds in enumerate(minutes) for k, d in enumerate(ds)
+    ]
+    ticks += [(t0 + 5 * 60 + 41 + n, base - n) for n in range(1, 21)]
+    buy_at = t0 + 5 * 60 + 30 if not buy_while_down else t0 + 4 * 60 + 50
+    bought = False
+    for i, (ts, px) in enumerate(ticks):
+        if down is not None and i == down[0]:
+            assert host is not None
+            host.store.dispose()  # SIGKILL: memory gone, the store keeps what was committed
+            host = None
+        if down is not None and i == down[1]:
+            host = host_on(url, feed)
+        if not bought and ts > buy_at:
+            bought = True
+            intent = {"kind": "buy", "quantity": None, "target": None, "price": None,
+                      "symbol": SYMBOL, "signal_time": None, "received_at": buy_at}  # fmt: skip
+            row, _ = insert_signal(store, recorder_id=rid, raw_body=b"{}", content_type=None,
+                                   remote_addr=None, dedupe_key=None, window_s=0, now=buy_at,
+                                   parsed={"intent": intent})  # fmt: skip
+            assert row.id is not None
+            if host is not None:
+                await host.on_signal(row.id, rid, intent)
+        price = round(px * spec_for(SYMBOL).tick_size, 10)
+        first = feed.publish([ts], [price])
+        if host is not None:
+            await host.on_ticks({SYMBOL: ([ts], [price])}, {SYMBOL: first}, EPOCH)
+    assert host is not None
+    with store.read() as s:
+        fills = s.exec(select(models.Fill).where(models.Fill.recorder_id == rid)).all()
+    store.dispose()
+    host.store.dispose()
+    return [(f.kind, f.price) for f in sorted(fills, key=lambda f: f.id or 0)]
+
+
+@pytest.mark.parametrize("buy_while_down", [False, True])
+def test_a_restarted_host_places_an_atr_dca_add_where_one_that_never_died_does(
+    tmp_path: Path, buy_while_down: bool
+) -> None:
+    """The shared minute bars are not persisted: the restarted host rebuilds them from the
+    feed's ticks before what it replays. It dies mid-minute 3 and restarts mid-minute 5; the
+    buy comes after the restart (the bars must hold the minutes it missed) or while it is down
+    (a pending signal, replayed after the look-back). The ATR over the last 3 completed minutes
+    must be the same as without the restart, so the DCA add fills at the same price."""
+    want = asyncio.run(atr_dca_fills(f"sqlite:///{tmp_path / 'u.db'}", None, buy_while_down))
+    # ATR: minutes 2-4 (20 + 9 + 24) / 3 for the buy at 5:30, minutes 1-3 (20 + 20 + 9) / 3
+    # for the buy at 4:50; the add at round_half_up(84000 - ATR).
+    level = 84000 - (18 if not buy_while_down else 16)
+    tick = spec_for(SYMBOL).tick_size
+    assert want == [("entry", 84000 * tick), ("dca", level * tick)]
+    got = asyncio.run(atr_dca_fills(f"sqlite:///{tmp_path / 'r.db'}", (10, 16), buy_while_down))
+    assert got == want
 
 
 # -- the pure parts ------------------------------------------------------------------------------
@@ -197,6 +270,33 @@ def test_ring_numbers_trims_and_answers_history() -> None:
     assert other["ticks"]["X"][2] == ring.base
     by_time = history({"X": ring}, 5.0, {"X": {"ts": 8.5}})
     assert by_time["ticks"]["X"] == ([9.0], [90.0], 9)
+
+
+def test_history_looks_back_whole_minutes_with_ticks_for_the_bars() -> None:
+    t0 = 1_800_000_000.0  # starts a minute; no tick in minute 3
+    stamps = [10, 50, 65, 120, 150, 179, 250, 260, 300]  # seconds after t0; numbers 1..9
+    ring = TickRing(capacity=100)
+    ring.extend([t0 + s for s in stamps], [float(n) for n in range(1, 10)])
+    assert [ring.minutes_back(8, m) for m in (0, 1, 2, 3, 9)] == [7, 4, 3, 1, 1]
+    got = history({"X": ring}, 5.0, {"X": {"epoch": 5.0, "seq": 8, "minutes": 2}})
+    assert got["ticks"]["X"][2] == 9 and got["lookback"]["X"] == ring.between(3, 8)
+    assert got["lookback"]["X"][2] == 3 and len(got["lookback"]["X"][0]) == 6
+    bars_only = history({"X": ring}, 5.0, {"X": {"minutes": 1}})  # nothing to replay
+    assert bars_only["ticks"]["X"][0] == [] and bars_only["lookback"]["X"][2] == 7
+    by_time = history({"X": ring}, 5.0, {"X": {"ts": t0 + 255, "minutes": 1}})
+    assert by_time["ticks"]["X"][2] == 8 and by_time["lookback"]["X"] == ring.between(4, 7)
+    other = history({"X": ring}, 5.0, {"X": {"epoch": 4.0, "seq": 8, "minutes": 2}})
+    assert other["lookback"]["X"][0] == []  # a restarted feed: everything is replayed anyway
+    assert "X" not in history({"X": ring}, 5.0, {"X": {"epoch": 5.0, "seq": 8}})["lookback"]
+    trimmed = TickRing(capacity=3)
+    trimmed.extend([t0 + s for s in stamps[:6]], [1.0] * 6)
+    for s in stamps[6:]:
+        trimmed.append(t0 + s, 1.0)
+    assert trimmed.base == 5  # minute 2 is cut: the look-back gives what is kept
+    short = history({"X": trimmed}, 5.0, {"X": {"epoch": 5.0, "seq": 8, "minutes": 3}})
+    assert short["lookback"]["X"][2] == 5 and len(short["lookback"]["X"][0]) == 4
+    gone = history({"X": trimmed}, 5.0, {"X": {"epoch": 5.0, "seq": 3, "minutes": 3}})
+    assert gone["lookback"]["X"][0] == []  # the mark itself is no longer kept
 
 
 def test_orphaned_signals_are_applied_and_late_ones_rejected_in_order(tmp_path: Path) -> None:

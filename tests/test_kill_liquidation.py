@@ -70,6 +70,29 @@ async def test_one_liquidation_per_open_contract_and_no_second_exit_while_in_fli
     assert again["liquidated"] == [] and again["flatten"] == []
 
 
+async def test_a_contract_reentered_after_its_liquidation_filled_is_liquidated_again() -> None:
+    """The in-flight guard ends when the position is seen flat: a kill, the liquidation's fill,
+    a re-arm, a new entry and a second kill within the guard period liquidate again."""
+    actor, broker = await setup("accept")
+    await actor.kill(None)
+    await actor.rearm(None)
+    for acc in ("A1", "A2"):  # the liquidations fill (the scripted broker leaves that to us)
+        await actor.place(OrderRequest(f"{acc}-liq", acc, SYM, "sell", 2, pair_key="kill"))
+    for _ in range(50):
+        if not await actor.positions():
+            break
+        await asyncio.sleep(0.01)
+    assert await actor.positions() == []
+    await actor.place(OrderRequest("A1-again", "A1", SYM, "buy", 1, pair_key="p"))
+    for _ in range(50):
+        if len(await actor.positions()) == 1:
+            break
+        await asyncio.sleep(0.01)
+    second = await actor.kill(None)
+    assert [x["outcome"] for x in second["liquidated"]] == ["accepted"]
+    assert broker.calls == [("A1", SYM), ("A2", SYM), ("A1", SYM)]
+
+
 async def test_a_refused_liquidation_falls_back_to_cancel_and_flatten() -> None:
     actor, _ = await setup("refuse")
     result = await actor.kill("A1")

@@ -133,3 +133,52 @@ def test_a_recorder_failing_again_and_again_is_failed_until_it_is_changed(tmp_pa
         assert out[0]["status"] == "applied"
 
     asyncio.run(run())
+
+
+def test_a_signal_batch_stores_every_outcome_with_its_signal(tmp_path: Path) -> None:
+    """One ``on_signals`` batch is written in one statement per table (records.SignalWrites):
+    every signal gets its own status, every fill and trade the id of the signal that made it,
+    and each position row ends at the pair's state after the whole batch."""
+    url, store, a, b, stored = two_recorders(tmp_path)
+    ids = [stored(a.id), stored(b.id), stored(a.id), stored(a.id), stored(b.id)]
+    kinds = ["buy", "sell", "buy", "close", "bogus"]
+    prices = [20000.0, 20001.0, 20002.0, 20010.0, 20003.0]
+    recs = [a.id, b.id, a.id, a.id, b.id]
+
+    async def run() -> list[dict[str, Any]]:
+        host = RecorderHost(0, 1, url, flush_s=3600)
+        items = [
+            (sid, rid, intent(kind, px))
+            for sid, rid, kind, px in zip(ids, recs, kinds, prices, strict=True)
+        ]
+        return await host.on_signals(items)
+
+    results = asyncio.run(run())
+    assert [r["status"] for r in results] == [
+        "applied",
+        "applied",
+        "applied",
+        "applied",
+        "rejected",
+    ]
+    with store.read() as s:
+        sigs = {x.id: x for x in s.exec(models.Signal.__table__.select()).all()}  # type: ignore[attr-defined]
+        fills = s.exec(models.Fill.__table__.select().order_by("id")).all()  # type: ignore[attr-defined]
+        trades = s.exec(models.Trade.__table__.select()).all()  # type: ignore[attr-defined]
+        positions = {
+            p.recorder_id: p
+            for p in s.exec(models.Position.__table__.select()).all()  # type: ignore[attr-defined]
+        }
+    assert [sigs[i].status for i in ids] == ["applied"] * 4 + ["rejected"]
+    assert all(sigs[i].applied_at is not None for i in ids)
+    assert [(f.signal_id, f.kind, f.price) for f in fills] == [
+        (ids[0], "entry", 20000.0),
+        (ids[1], "entry", 20001.0),
+        (ids[2], "add", 20002.0),
+        (ids[3], "exit", 20010.0),
+    ]
+    assert [(t.signal_id, t.quantity, t.pair_key) for t in trades] == [
+        (ids[3], 2, f"r{a.id}:virtual")
+    ]
+    assert positions[a.id].side == "flat" and positions[a.id].quantity == 0
+    assert positions[b.id].side == "short" and positions[b.id].quantity == 1

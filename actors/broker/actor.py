@@ -48,6 +48,7 @@ import ray
 # Names marked "re-exported" lived in this module before the queue, kill switch, listeners and
 # state merging moved out; they stay importable from here.
 from actors.broker.base import (
+    UNKNOWN_AT_BROKER,
     Broker,
     BrokerEvent,
     BrokerFill,
@@ -137,6 +138,8 @@ class BrokerActor:
         self._sent: deque[tuple[str, float, float]] = deque(maxlen=100_000)
         self._positions: dict[tuple[str, str], BrokerPosition] = {}
         self._liquidations = Liquidations()
+        #: Ids a cancel was answered "never seen" for: never sent from then on (see :meth:`cancel`)
+        self._refused: set[str] = set()
 
         self._queue = JobQueue(self.limiter, self._send)
         self._killswitch = KillSwitch()
@@ -195,6 +198,17 @@ class BrokerActor:
         if known is not None:
             self.counts["duplicates"] += 1
             return known
+        if order.cl_ord_id in self._refused:  # its cancel came first: it stays never placed
+            self.counts["refused_after_cancel"] += 1
+            log.warning("%s not sent: its cancel arrived first", order.cl_ord_id)
+            return OrderState(
+                order.cl_ord_id,
+                "cancelled",
+                reason=UNKNOWN_AT_BROKER,
+                ts=time.time(),
+                account=order.account,
+                symbol=order.symbol,
+            )
         self.counts["submitted"] += 1
         self._requests[order.cl_ord_id] = order
         self._by_pair.setdefault(order.pair_key, []).append(order.cl_ord_id)
@@ -210,7 +224,16 @@ class BrokerActor:
 
     async def cancel(self, cl_ord_id: str, priority: int = Priority.EXIT) -> OrderState:
         """Cancel an order. One still queued here is dropped without a broker call; a terminal
-        one is returned unchanged; an unknown one raises :class:`UnknownOrder`."""
+        one is returned unchanged; an unknown one raises :class:`UnknownOrder`, and its id is
+        refused from then on: a later placement of it is answered ``cancelled``
+        (:data:`UNKNOWN_AT_BROKER`) and never sent.
+
+        Why refuse: Ray does not keep the order of calls to an async actor, even from one
+        caller, so the placement of an order can arrive *after* its cancel. The caller takes
+        "unknown" for "never placed" and forgets the order; sending the placement then would
+        leave an order at the broker that nobody tracks (a stop that fills later, its fill
+        booked by no pair). This life's refusal is enough: a placement sent to an earlier life
+        of this actor failed with it."""
         self._queue.ensure_worker()
         state = self._states.get(cl_ord_id)
         if state is None:
@@ -220,6 +243,7 @@ class BrokerActor:
             await self._synced()
             state = self._states.get(cl_ord_id)
         if state is None:
+            self._refused.add(cl_ord_id)
             raise UnknownOrder(cl_ord_id)
         if state.is_terminal:
             return state
@@ -547,6 +571,7 @@ class BrokerActor:
                 origin = "kill_switch"
         elif isinstance(event, BrokerPosition):
             self._positions[(event.account, event.symbol)] = event
+            self._liquidations.settled(event)
         else:  # pragma: no cover - adapter bug
             log.error("ignoring unknown broker event %r", event)
             return

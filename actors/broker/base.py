@@ -40,6 +40,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 __all__ = [
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
+    "UNKNOWN_AT_BROKER",
     "Broker",
     "BrokerEvent",
     "BrokerFill",
@@ -101,6 +102,11 @@ def opposite(side: str) -> Side:
     if side == "sell":
         return "buy"
     raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+
+
+#: Reason of an order settled as never placed: a cancel found that the broker never had it
+#: (the broker actor then refuses its id, see ``BrokerActor.cancel``).
+UNKNOWN_AT_BROKER = "unknown_at_broker"
 
 
 class UnknownOrder(KeyError):

@@ -115,8 +115,9 @@ class KillSwitch:
         return flatten
 
 
-#: A contract liquidated by a kill is not liquidated or flattened again for this long unless
-#: the synced position shows it flat: a second exit racing the first fill would flip it.
+#: A contract liquidated by a kill is not liquidated or flattened again for this long, or until
+#: the synced position has been seen flat (:meth:`Liquidations.settled`): a second exit racing
+#: the first fill would flip it.
 LIQUIDATION_GUARD_S = 10.0
 
 
@@ -138,6 +139,14 @@ class Liquidations:
             for key, at in self.started.items()
             if now - at < LIQUIDATION_GUARD_S and key in positions and positions[key].net_pos != 0
         }
+
+    def settled(self, position: BrokerPosition) -> None:
+        """A synced position: flat means the liquidation is over (filled, or the position was
+        closed otherwise). Without this a contract re-entered within the guard period after a
+        kill was taken for one still being liquidated: a second kill skipped it and left the
+        new position open."""
+        if position.net_pos == 0:
+            self.started.pop((position.account, position.symbol), None)
 
     def recent(self, key: tuple[str, str]) -> bool:
         """A liquidation of (account, symbol) started within the guard period."""

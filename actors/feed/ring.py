@@ -74,6 +74,34 @@ class TickRing:
         """Number of the last kept tick stamped before ``ts`` (``base - 1`` if none is)."""
         return self.base - 1 + bisect_left(self.ts, ts)
 
+    def minutes_back(self, seq: int, minutes: int) -> int:
+        """Number of the first kept tick of the minute ``minutes`` minutes before that of tick
+        ``seq`` (its own minute when 0), counting only minutes that have ticks, as one-minute
+        bars do (bucket ``ts // 60``). The oldest kept tick's number if fewer are kept, then
+        that minute may be cut (trimmed history); ``seq + 1`` if tick ``seq`` is not kept."""
+        i = min(seq - self.base, len(self.ts) - 1)
+        if i < 0:
+            return seq + 1
+        start = self._minute_start(i)
+        for _ in range(minutes):
+            if start == 0:
+                break
+            start = self._minute_start(start - 1)  # the minute of the tick just before
+        return self.base + start
+
+    def _minute_start(self, i: int) -> int:
+        """Index of the first kept tick of the minute of ``ts[i]``."""
+        return bisect_left(self.ts, self.ts[i] // 60, hi=i + 1, key=_minute)
+
+    def between(self, first: int, last: int) -> Numbered:
+        """Kept ticks numbered ``first .. last``."""
+        i, j = max(0, first - self.base), max(0, last + 1 - self.base)
+        return list(self.ts[i:j]), list(self.px[i:j]), self.base + i
+
+
+def _minute(ts: float) -> float:
+    return ts // 60
+
 
 def history(
     rings: dict[str, TickRing], epoch: float, since: dict[str, dict[str, float]]
@@ -84,23 +112,41 @@ def history(
     kept ones when ``e`` is another incarnation's numbering), each symbol's with the number of
     its first tick, the tick just before them (the last price the host knew), and the number of
     the newest tick of every symbol (where the restarted host's numbering starts) with its time
-    and price (the price a signal without one fills at)."""
+    and price (the price a signal without one fills at).
+
+    A host keeping one-minute bars (ATR) adds ``"minutes": m`` (alone: nothing to replay, only
+    bars): ``lookback[symbol]`` then has the ticks just before those answered, from the start
+    of the ``m``-th minute with ticks before the minute of the last of them, so that its bars
+    continue exactly where one that never stopped would be (see :meth:`TickRing.minutes_back`).
+    It never overlaps ``ticks``; it is shorter when the ring no longer holds that far back."""
     ticks: dict[str, Numbered] = {}
     before: dict[str, tuple[float, float]] = {}
+    lookback: dict[str, Numbered] = {}
     for sym, mark in since.items():
         ring = rings.get(sym)
         if ring is None:
             continue
-        if "seq" in mark and mark.get("epoch") == epoch:
-            after = int(mark["seq"])
+        if "seq" in mark:
+            after = int(mark["seq"]) if mark.get("epoch") == epoch else 0
         elif "ts" in mark:
             after = ring.seq_before(mark["ts"])
+        elif "minutes" in mark:
+            after = ring.last_seq
         else:
             after = 0
         ticks[sym] = ring.since(after)
         prev = ring.before(after)
         if prev is not None:
             before[sym] = prev
+        if mark.get("minutes"):
+            lookback[sym] = ring.between(ring.minutes_back(after, int(mark["minutes"])), after)
     last = {sym: ring.last_seq for sym, ring in rings.items()}
     latest = {sym: (ring.ts[-1], ring.px[-1]) for sym, ring in rings.items() if ring.ts}
-    return {"epoch": epoch, "ticks": ticks, "before": before, "last": last, "latest": latest}
+    return {
+        "epoch": epoch,
+        "ticks": ticks,
+        "before": before,
+        "last": last,
+        "latest": latest,
+        "lookback": lookback,
+    }

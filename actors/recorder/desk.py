@@ -14,7 +14,11 @@ Order answers come back twice, as the ``place`` call's result and as the broker 
 stream (:meth:`~actors.broker.actor.BrokerActor.subscribe`); the pair treats both as the same
 news. A place whose outcome is unknown (the broker actor died mid-call) is left pending: the
 exit timeout cancels it, and a cancel the broker answers with "unknown order" settles it as
-never placed.
+never placed. Only a cancel's answer may: Ray does not keep the order of calls to an async
+actor, so a cancel or a lookup can reach the broker actor before the placement it is about;
+a cancel makes the broker actor refuse that id for good (see
+:meth:`~actors.broker.actor.BrokerActor.cancel`), a lookup that finds nothing does not, so it
+only sends the cancel again.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from typing import Any
 import ray
 from sqlmodel import Session
 
-from actors.broker.base import OrderRequest, OrderState, UnknownOrder, event_to_dict
+from actors.broker.base import (
+    UNKNOWN_AT_BROKER,
+    OrderRequest,
+    OrderState,
+    UnknownOrder,
+    event_to_dict,
+)
 from actors.broker.logins import broker_account
 from actors.instruments import spec_for
 from actors.reconciler.desk import Reconciling
@@ -39,9 +49,9 @@ from actors.recorder.catchup import FeedMarks
 from actors.recorder.config import RecorderSettings
 from actors.recorder.live import LiveOutcome, LivePair, Trader
 from actors.recorder.live_orders import LiveOrder
-from actors.recorder.records import fill_row
+from actors.recorder.records import fill_row, insert_history
 from actors.runtime import broker_name
-from actors.store import models, repo
+from actors.store import repo
 
 log = logging.getLogger("justtrades.desk")
 
@@ -321,10 +331,12 @@ class LiveDesk(Reconciling):
             o = lh.pair.order(cl)
             if o is None or o.done:
                 continue
-            if o.cancel_sent:  # we wanted it gone and the broker never had it
-                outs.append(
-                    (lh, lh.pair.on_order(cl, "cancelled", 0, "unknown_at_broker", None, now))
-                )
+            if o.cancel_sent:
+                # We want it gone and the broker actor has not seen it (yet: its placement may
+                # still be on the way and run after this read). Settling it as never placed here
+                # would forget an order that may be sent next; the cancel's answer settles it,
+                # and makes the broker actor refuse a placement that comes after it.
+                outs.append((lh, lh.pair.cancel_again(cl, now)))
                 continue
             request = lh.pair.request_for(cl)  # never reached the broker: send it (same id)
             if request is not None:
@@ -366,10 +378,7 @@ class LiveDesk(Reconciling):
             return None
 
         def write(s: Session) -> None:
-            if fills:
-                s.execute(models.Fill.__table__.insert(), fills)  # type: ignore[attr-defined]
-            if trades:
-                s.execute(models.Trade.__table__.insert(), trades)  # type: ignore[attr-defined]
+            insert_history(s, fills, trades)
             repo.upsert_orders(s, list(orders.values()))
             repo.upsert_positions(s, list(positions.values()))
 
@@ -492,8 +501,9 @@ class LiveDesk(Reconciling):
             state: OrderState = await ref
         except Exception as exc:
             if isinstance(exc, UnknownOrder) or "UnknownOrder" in repr(exc):
-                # the broker never saw it (its place was lost): settle it as never placed
-                self._answer([(lh, cl, "cancelled", 0, "unknown_at_broker", None)])
+                # The broker actor never saw it and refuses it from now on (a placement still on
+                # its way is not sent): it is never placed.
+                self._answer([(lh, cl, "cancelled", 0, UNKNOWN_AT_BROKER, None)])
                 return
             self.counts["send_errors"] += 1
             log.warning("cancel %s: outcome unknown (%r)", cl, exc)

@@ -31,9 +31,16 @@ from actors.recorder.columns import SymbolColumns, to_tick_array
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.desk import LiveDesk, Write
 from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_target, evaluate
+from actors.recorder.host_live import LiveMethods
 from actors.recorder.host_recovery import Batch, CatchUp
 from actors.recorder.pair import MinuteBars, Outcome, Pair
-from actors.recorder.records import fill_row, persist_outcomes, position_fields
+from actors.recorder.records import (
+    OutcomeRows,
+    Outcomes,
+    SignalWrites,
+    fill_row,
+    position_fields,
+)
 from actors.runtime import host_name
 from actors.store import Store, models, repo
 
@@ -62,7 +69,7 @@ def pair_key(recorder_id: int) -> str:
     return f"r{recorder_id}:virtual"
 
 
-class RecorderHost(CatchUp):
+class RecorderHost(CatchUp, LiveMethods):
     """Actor body. ``ray.remote`` is applied by the supervisor."""
 
     def __init__(
@@ -93,7 +100,7 @@ class RecorderHost(CatchUp):
         self.failed_recorders: dict[int, str] = {}  # recorder -> why it is FAILED
         self.orphans_at = time.time()
         self.atr_users = False
-        self._writes: list[Callable[[Session], None]] | None = None  # a signal batch's writes
+        self._writes: SignalWrites | None = None  # a signal batch's writes
         self.marks = FeedMarks()  # symbol -> [feed epoch, last tick number applied]
         self.row_marks: dict[tuple[str, str], list[float] | None] = {}  # restored states' marks
         self.desk = LiveDesk(namespace, host_name(index))
@@ -253,14 +260,14 @@ class RecorderHost(CatchUp):
         done = self._settled_in_store(order) if redelivered else {}
         if done:
             items = [item for item in items if item[0] not in done]
-        self._writes = []
+        self._writes = SignalWrites()
         try:
             results = [await self.on_signal(sid, rid, intent) for sid, rid, intent in items]
-            writes = self._writes
+            writes = self._writes  # not the one above if a pair failure committed that one
         finally:
             self._writes = None
         if writes:
-            self._commit(lambda s: [w(s) for w in writes])
+            self._commit(writes.freeze())
         if done:
             by_id = dict(zip([sid for sid, _, _ in items], results, strict=True))
             results = [by_id[sid] if sid in by_id else done[sid] for sid in order]
@@ -360,8 +367,8 @@ class RecorderHost(CatchUp):
         self.counters["pair_reloads"] = self.counters.get("pair_reloads", 0) + 1
         log.exception("recorder %s: pair logic failed on signal %s; reloading it", h.id, signal_id)
         if self._writes:
-            writes, self._writes = self._writes, []
-            self._commit(lambda s: [w(s) for w in writes])
+            writes, self._writes = self._writes, SignalWrites()
+            self._commit(writes.freeze())
         self._uninstall(h.id, keep_state=False)
         with self.store.read() as s:
             r = s.get(models.Recorder, h.id)
@@ -405,17 +412,15 @@ class RecorderHost(CatchUp):
         if h is not None:
             self.applied_max[h.id] = max(self.applied_max.get(h.id, 0), signal_id)
 
-        def write(s: Session) -> None:
-            repo.mark_signal(s, signal_id, status, reason=reason, detail=detail, applied_at=now)
-            if h is not None and symbol is not None:
-                persist_outcomes(s, [(h.pair, h.id, symbol, out)], signal_id)
-            if live is not None:
-                live(s)
-
-        if self._writes is not None:
-            self._writes.append(write)  # committed with the batch, before anyone is answered
-        else:
-            self._commit(write)
+        batch = self._writes
+        writes = batch if batch is not None else SignalWrites()
+        writes.mark(signal_id, status, reason, detail, now)
+        if h is not None and symbol is not None:
+            writes.outcomes.append((h.pair, h.id, symbol, out, signal_id))
+        if live is not None:
+            writes.live.append(live)
+        if batch is None:  # else committed with the batch, before anyone is answered
+            self._commit(writes.freeze())
         if h is not None:
             self._count_trades(h, out)
         return {
@@ -482,11 +487,12 @@ class RecorderHost(CatchUp):
         self.counters["ticks"] += n
         self.counters["batches"] += 1
         if exits or live:
-            items = [(h.pair, h.id, symbol, out) for h, symbol, out in exits]
+            items: Outcomes = [(h.pair, h.id, symbol, out, None) for h, symbol, out in exits]
+            rows = OutcomeRows.of(items) if items else None
 
             def write(s: Session) -> None:
-                if items:
-                    persist_outcomes(s, items)
+                if rows is not None:
+                    rows.write(s)
                 for w in live:
                     w(s)
 
@@ -494,66 +500,6 @@ class RecorderHost(CatchUp):
             for h, _symbol, out in exits:
                 self._count_trades(h, out)
         return n
-
-    # -- live pairs -----------------------------------------------------------------------------
-
-    async def on_broker_events(self, events: list[dict[str, Any]]) -> int:
-        """Order states, fills and positions from a broker actor this host subscribed to."""
-        self._ensure_flusher()
-        write = self.desk.on_events(events, time.time())
-        if write is not None:
-            self._commit(write)
-        else:
-            self.desk.send()
-        return len(events)
-
-    async def load_traders(self, recorder_id: int) -> int:
-        """Rebuild a recorder's live pairs after its traders changed; returns how many run."""
-        self._ensure_flusher()
-        h = self.recorders.get(recorder_id)
-        if h is None:
-            return 0
-        with self.store.read() as s:
-            self.desk.load(s, recorder_id, h.settings)
-        return len(self.desk.by_recorder.get(recorder_id, []))
-
-    async def rewire(self, broker: str) -> bool:
-        """The supervisor saw ``broker`` restart: subscribe again, look up every unsettled
-        order and read positions now instead of at the next periodic sweep."""
-        self._ensure_flusher()
-        return self.desk.rewire(broker, time.time())
-
-    async def halt(self, reason: str, broker: str | None = None) -> int:
-        """HALT the live pairs (all, or those trading through ``broker``): the supervisor
-        gave up on a process they need. Returns how many pairs changed state."""
-        self._ensure_flusher()
-        before = sum(lh.pair.risk == "HALTED" for lh in self.desk.by_key.values())
-        write = self.desk.halt_all(reason, time.time(), broker)
-        if write is not None:
-            self._commit(write)
-        return sum(lh.pair.risk == "HALTED" for lh in self.desk.by_key.values()) - before
-
-    async def live_positions(self, recorder_id: int | None = None) -> list[dict[str, Any]]:
-        return self.desk.positions(recorder_id)
-
-    async def resolve(self, trader_id: int, symbol: str, action: str) -> dict[str, Any]:
-        """A user's decision on a HALTED live pair (adopt | external | resume)."""
-        write = self.desk.resolve(trader_id, symbol, action, time.time())
-        if write is not None:
-            self._commit(write)
-        return {"trader_id": trader_id, "symbol": symbol, "action": action}
-
-    async def reconcile_view(self) -> list[dict[str, Any]]:
-        """Every (broker, account, contract) this host's live pairs trade, with the verdict."""
-        return self.desk.reconcile_view()
-
-    def _beat(self) -> None:
-        """Timer beat of the live pairs: timeouts, retries, throttled stop moves."""
-        write = self.desk.on_timer(time.time())
-        if write is not None:
-            self._commit(write)
-        else:
-            self.desk.send()
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -579,21 +525,18 @@ class RecorderHost(CatchUp):
         if not moved:
             return 0
 
-        def write(s: Session) -> None:
-            rows = []
-            for symbol, row in moved:
-                h = self.by_key.get(row.pair.key)
-                if h is not None:
-                    rows.append(
-                        {
-                            "pair_key": row.pair.key,
-                            "symbol": symbol,
-                            **position_fields(h.pair, h.id, symbol),
-                        }
-                    )
-            repo.upsert_positions(s, rows)
-
-        self.store.run_write(write)
+        rows = []  # built before the transaction: other writers wait while it is open
+        for symbol, row in moved:
+            h = self.by_key.get(row.pair.key)
+            if h is not None:
+                rows.append(
+                    {
+                        "pair_key": row.pair.key,
+                        "symbol": symbol,
+                        **position_fields(h.pair, h.id, symbol),
+                    }
+                )
+        self.store.run_write(lambda s: repo.upsert_positions(s, rows))
         return len(moved)
 
     # -- reads ----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ batch again when a call failed, and a restarted host also asks for history) is a
 Every position snapshot carries the mark it was written at. On start, :meth:`_recover` asks the
 feed for the ticks after the oldest mark and replays them merged with the signals stored while
 the host was down (:mod:`actors.recorder.catchup`); without a reachable feed it applies the
-pending signals alone, in arrival order, as before.
+pending signals alone, in arrival order, as before. When some recorder uses ATR-step DCA it
+also asks for a look-back of whole minutes before those ticks, which only rebuilds the shared
+one-minute bars (they are not persisted).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from actors.instruments import spec_for
 from actors.recorder.catchup import SignalStep, TickStep, merge, segments
+from actors.recorder.columns import to_tick_array
+from actors.recorder.config import DcaUnit
 from actors.runtime import FEED
 from actors.store import repo
 
 if TYPE_CHECKING:
-    from actors.recorder.host import RecorderHost
+    from actors.recorder.host import Hosted, RecorderHost
 
 log = logging.getLogger("justtrades.host")
 
@@ -86,7 +91,32 @@ class CatchUp:
             if intent is None or intent.get("symbol") in since:
                 continue
             since[intent["symbol"]] = {"ts": float(intent["received_at"]) - 1.0}
+        minutes = self._bar_minutes()
+        if minutes:
+            symbols = set(since) | {
+                h.symbol for h in self.recorders.values() if self._atr_period(h) is not None
+            }
+            for sym in symbols:
+                since.setdefault(sym, {})["minutes"] = float(minutes)
         return since
+
+    def _bar_minutes(self: RecorderHost) -> int:
+        """How many whole minutes of ticks before what is replayed rebuild the shared bars.
+
+        The bars are not persisted. An ATR of period ``p`` is the mean true range of the last
+        ``p`` completed bars, and a true range needs the close of the bar before: ``p + 1``
+        whole minutes before the replay's first minute (plus that minute's earlier ticks, which
+        the feed adds) give, at every point an ATR is read from then on, the same last ``p``
+        ranges as a host that never stopped. 0 when no loaded recorder uses ATR-step DCA. A
+        recorder given a longer period later starts with fewer bars than an uninterrupted host
+        would have had (it reads the mean of those it has)."""
+        periods = [p for h in self.recorders.values() if (p := self._atr_period(h)) is not None]
+        return max(periods) + 1 if periods else 0
+
+    @staticmethod
+    def _atr_period(h: Hosted) -> int | None:
+        dca = h.settings.dca
+        return dca.atr_period if dca is not None and dca.unit == DcaUnit.atr else None
 
     def _history(self: RecorderHost, since: dict[str, dict[str, float]]) -> dict[str, Any] | None:
         if not ray.is_initialized() or self.namespace is None:
@@ -110,6 +140,8 @@ class CatchUp:
             for sym, (ts, px) in history["before"].items():
                 self.last_price[sym] = (ts, px)
             ticks = {sym: (list(t), list(p), int(f)) for sym, (t, p, f) in history["ticks"].items()}
+            for sym, (ts, px, _first) in history.get("lookback", {}).items():
+                self._rebuild_bars(sym, ts, px)
         replayed = 0
         for step in merge(ticks, pending):
             if isinstance(step, TickStep):
@@ -127,6 +159,17 @@ class CatchUp:
         self.row_marks.clear()
         if replayed or pending:
             log.info("caught up: %d ticks replayed, %d pending signals", replayed, len(pending))
+
+    def _rebuild_bars(self: RecorderHost, sym: str, tss: list[float], prices: list[float]) -> None:
+        """Feed look-back ticks (all before the replayed ones) to the shared minute bars only:
+        positions and prices saw them before the host stopped. If the feed's ring was trimmed
+        the look-back is shorter and the ATR is computed from the bars it gives (the first one
+        possibly cut): a documented gap, never an error."""
+        if not tss or not self.atr_users:
+            return
+        bars = self._bars(sym)
+        for ts, p in zip(tss, to_tick_array(prices, spec_for(sym).tick_size).tolist(), strict=True):
+            bars.add(ts, p)
 
     def _sweep_orphans(self: RecorderHost, now: float) -> int:
         """Apply signals stored while this host was restarting whose delivery failed after

@@ -117,6 +117,16 @@ class LiveAdmin:
             created_ts=o.placed_ts,
         )
 
+    def cancel_again(self, cl: str, now: float) -> LiveOutcome:
+        """Send the cancel of ``cl`` again now (a lookup found that the broker actor has not
+        seen the order: only the cancel's own answer may settle it, see
+        :meth:`~actors.recorder.desk.LiveDesk._await_lookup`)."""
+        out = LiveOutcome()
+        b, o = self._find(cl)
+        if b is not None and o is not None and o.cancel_sent and not o.terminal:
+            self._cancel(o, now, out)
+        return out
+
     def order(self, cl: str) -> LiveOrder | None:
         return self._find(cl)[1]
 

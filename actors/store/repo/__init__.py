@@ -51,6 +51,8 @@ from actors.store.repo.recorders import (
 )
 from actors.store.repo.signals import (
     DEDUPE_IGNORED_STATUSES,
+    MARK_SIGNAL,
+    check_signal_status,
     get_signal,
     insert_signal,
     list_signals,
@@ -64,9 +66,11 @@ from actors.store.repo.users import LOCAL_USER, create_user, ensure_local_user, 
 __all__ = [
     "DEDUPE_IGNORED_STATUSES",
     "LOCAL_USER",
+    "MARK_SIGNAL",
     "AccountInUse",
     "add_fills",
     "add_trades",
+    "check_signal_status",
     "create_account",
     "create_recorder",
     "create_trader",

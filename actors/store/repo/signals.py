@@ -21,7 +21,7 @@ DEDUPE_IGNORED_STATUSES: Final[tuple[str, ...]] = ("rejected", "duplicate")
 retryable, and a duplicate points at an original that already counts."""
 
 
-def _check_signal_status(status: str) -> None:
+def check_signal_status(status: str) -> None:
     if status not in SIGNAL_STATUSES:
         raise ValueError(f"unknown signal status {status!r}")
 
@@ -64,7 +64,7 @@ def insert_signal(
     PostgreSQL by a transaction-scoped advisory lock on (recorder, key). So exactly one of
     several racing deliveries is the original.
     """
-    _check_signal_status(status)
+    check_signal_status(status)
 
     def fn(s: Session) -> tuple[Signal, bool]:
         duplicate_of: int | None = None
@@ -130,7 +130,7 @@ def set_signal_status(
 ) -> Signal | None:
     """Record what became of a signal. ``reason``/``detail``/``applied_at`` are overwritten
     only when given. None when the signal does not exist."""
-    _check_signal_status(status)
+    check_signal_status(status)
 
     def fn(s: Session) -> Signal | None:
         row = s.get(Signal, signal_id)
@@ -160,14 +160,14 @@ def mark_signal(
 ) -> bool:
     """:func:`set_signal_status` as one Core UPDATE inside the caller's transaction (the
     recorder hosts' hot path); False when the signal does not exist."""
-    _check_signal_status(status)
+    check_signal_status(status)
     values = {"status": status, "reason": reason, "detail": detail, "applied_at": applied_at}
-    result = session.execute(_MARK_SIGNAL, {"sid": signal_id, **values})
+    result = session.execute(MARK_SIGNAL, {"sid": signal_id, **values})
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 #: status always; reason/detail/applied_at only when given (NULL keeps the stored value).
-_MARK_SIGNAL = (
+MARK_SIGNAL = (
     sa.update(SIGNALS)
     .where(SIGNALS.c.id == sa.bindparam("sid"))
     .values(
