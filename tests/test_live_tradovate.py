@@ -100,6 +100,21 @@ class Tree:
         }
         return [by_trader.get(t, 0) for t in (1, 2, 3)]
 
+    def resting_stops(self) -> int:
+        """How many stop orders rest (are working) at the simulated broker."""
+        engine = self.sim.sim.engine
+        return self.sim.call_in_loop(
+            lambda: sum(
+                o.order_type == "Stop" and o.status == "Working" for o in engine.orders.values()
+            )
+        )
+
+    def filled_stops(self) -> list[Any]:
+        """The stop orders stored as filled."""
+        with self.store.read() as s:
+            orders = repo.list_orders(s, recorder_id=self.rid, limit=1000)
+        return [o for o in orders if o.order_type == "stop" and o.status == "filled"]
+
     def settled(self, want: list[int]) -> Callable[[], bool]:
         def check() -> bool:
             rows = self.live()
@@ -190,8 +205,15 @@ def test_three_traders_follow_buy_add_reverse_tp_and_stop(tree: Tree) -> None:
     tree.price(19996.0)
     tree.signal("buy")
     until(tree.settled([1, 2, 3]), "buy again")
+    # The stops must rest at the broker before the price goes through them; one that arrives
+    # after would rest there unfilled and the pair would exit at market when it sees the price
+    # past its stop (test_live_faults: stop crossed), not through the broker's stop.
+    until(lambda: tree.resting_stops() == 3, "three stops resting at the broker")
     tree.price(19992.0)  # 16 ticks against the long: the stop at the broker fires
     until(tree.settled([0, 0, 0]), "stop loss: flat")
+    # A flat pair has no position row to show its orders, and the stop's own answer ("filled")
+    # may come after the fill that flattened it: wait for it in the store.
+    until(lambda: len(tree.filled_stops()) == 3, "every trader's stop stored as filled")
 
     with tree.store.read() as s:
         orders = repo.list_orders(s, recorder_id=tree.rid, limit=1000)
