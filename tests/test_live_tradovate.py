@@ -44,7 +44,8 @@ def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            seen = getattr(check, "seen", None)  # what the check saw last, if it keeps that
+            raise AssertionError(f"timed out waiting for {what}" + (f": {seen}" if seen else ""))
         time.sleep(0.05)
     return value
 
@@ -119,7 +120,9 @@ class Tree:
         def check() -> bool:
             rows = self.live()
             idle = all(r["phase"] == "IDLE" and r["working_orders"] <= 1 for r in rows)
-            return idle and self.broker_nets() == want and self.pair_nets() == want
+            broker, pairs = self.broker_nets(), self.pair_nets()
+            check.seen = f"broker {broker}, pairs {pairs}, live rows {rows}"  # type: ignore[attr-defined]
+            return idle and broker == want and pairs == want
 
         return check
 
@@ -357,8 +360,11 @@ def test_reconciler_halts_on_a_hand_made_position_and_applies_each_policy(tree: 
     assert any(g["account"] == "DEMO0001" and g["verdict"] == "unexplained" for g in view)
 
     tree.signal("buy")  # trader 1 is halted: only 2 and 3 trade
-    until(lambda: tree.broker_nets() == [1, 2, 3], "2 and 3 long, 1 untouched")
-    assert tree.pair_nets() == [0, 2, 3]
+    # the pairs book the fills after the broker shows them: wait for both
+    until(
+        lambda: tree.broker_nets() == [1, 2, 3] and tree.pair_nets() == [0, 2, 3],
+        "2 and 3 long, 1 untouched",
+    )
 
     _manual(tree, "DEMO0002", "Sell", 1)  # trader 2: broker 1, book 2 -> corrected
     _manual(tree, "DEMO0003", "Buy", 1)  # trader 3: broker 4, book 3 -> adopted
