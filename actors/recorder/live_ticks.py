@@ -28,7 +28,7 @@ class LiveTicks:
         but in one step when nothing can happen (:meth:`can_skip`). Returns the outcomes that
         did something."""
         if self.can_skip(b, lo, hi):
-            b.last_tick = b.pos.last_price = ticks[-1]  # type: ignore[union-attr]
+            self._skip(b, lo, hi, ticks[-1])
             return []
         outs = []
         for ts, p in zip(tss, ticks, strict=True):
@@ -38,19 +38,29 @@ class LiveTicks:
         return outs
 
     def can_skip(self, b: LiveBook, lo: int, hi: int) -> bool:
-        """Whether a whole batch with prices in ``[lo, hi]`` changes nothing but the last price:
-        nothing under way, no price beyond those seen since the last fill (no new excursion),
-        and none at a trigger. The common batch for an open position; the caller then only
-        sets the last tick."""
+        """Whether a whole batch with prices in ``[lo, hi]`` can only move the excursions and
+        the last price: nothing under way and no price at a trigger. The common batch for an
+        open position; :meth:`_skip` then applies it in one step."""
         if b.pos is None or b.exits is None or b.seen is None or b.bounds is None:
             return False
-        return (
-            b.seen[0] <= lo
-            and hi <= b.seen[1]
-            and b.bounds[0] < lo
-            and hi < b.bounds[1]
-            and self._quiet(b)
-        )
+        return b.bounds[0] < lo and hi < b.bounds[1] and self._quiet(b)
+
+    @staticmethod
+    def _skip(b: LiveBook, lo: int, hi: int, last: int) -> None:
+        """A batch :meth:`can_skip` allows, exactly as tick by tick: between fills the quantity
+        and average are fixed, so the excursions move with the price alone and the batch's
+        lowest and highest prices are the only ones that can set a new extreme (in either
+        order). The trigger bounds stay valid: tick by tick keeps them too while inside them
+        (they already stop at any price where an excursion would move a level, e.g. a
+        trailing stop's next best price)."""
+        pos, seen = b.pos, b.seen
+        assert pos is not None and seen is not None
+        if lo < seen[0]:
+            pos.observe(lo, b.money)
+        if hi > seen[1]:
+            pos.observe(hi, b.money)
+        b.seen = (min(seen[0], lo), max(seen[1], hi))
+        b.last_tick = pos.last_price = last
 
     def on_tick_ticks(self, b: LiveBook, ts: float, p: int) -> LiveOutcome:
         out = LiveOutcome()
