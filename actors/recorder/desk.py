@@ -49,13 +49,13 @@ from actors.recorder.catchup import FeedMarks
 from actors.recorder.config import RecorderSettings
 from actors.recorder.live import LiveOutcome, LivePair, Trader
 from actors.recorder.live_orders import LiveOrder
-from actors.recorder.records import fill_row, insert_history
+from actors.recorder.records import Rows, fill_row
 from actors.runtime import broker_name
 from actors.store import repo
 
 log = logging.getLogger("justtrades.desk")
 
-Write = Callable[[Session], None]
+Write = Callable[[Session], None]  # what the host commits: Rows, or any session function
 RESUBSCRIBE_S = 10.0
 #: An order not settled this long after it was sent is looked up at its broker actor: the pair
 #: may have missed events (it was down, or the broker actor restarted and forgot its listeners).
@@ -179,7 +179,7 @@ class LiveDesk(Reconciling):
         intent: dict[str, Any],
         entry_sides: frozenset[int],
         now: float,
-    ) -> Write | None:
+    ) -> Rows | None:
         outs = []
         for lh in self.by_recorder.get(recorder_id, []):
             out = lh.pair.on_signal(
@@ -200,7 +200,7 @@ class LiveDesk(Reconciling):
         tss: list[float],
         ticks: list[int],
         skip: set[str] | frozenset[str] = frozenset(),
-    ) -> Write | None:
+    ) -> Rows | None:
         outs = []
         lo, hi = min(ticks), max(ticks)
         for lh in self.by_key.values():
@@ -218,7 +218,7 @@ class LiveDesk(Reconciling):
         now: float,
         broker: str | None = None,
         recorder_id: int | None = None,
-    ) -> Write | None:
+    ) -> Rows | None:
         """HALT every live pair (or those trading through ``broker``, or of ``recorder_id``):
         something they depend on failed for good. Their snapshots carry the state and reason."""
         outs = []
@@ -232,7 +232,7 @@ class LiveDesk(Reconciling):
                 outs.append((lh, LiveOutcome(symbols=set(lh.pair.books))))
         return self._collect(outs)
 
-    def on_events(self, events: list[dict[str, Any]], now: float) -> Write | None:
+    def on_events(self, events: list[dict[str, Any]], now: float) -> Rows | None:
         outs = []
         for ev in events:
             lh = self.by_key.get(ev.get("pair_key") or "")
@@ -264,7 +264,7 @@ class LiveDesk(Reconciling):
             return []
         return found
 
-    def on_timer(self, now: float) -> Write | None:
+    def on_timer(self, now: float) -> Rows | None:
         for name, at in list(self.subscribed_at.items()):
             if now - at >= RESUBSCRIBE_S:  # a restarted broker actor forgot its subscribers
                 self._subscribe(name, now)
@@ -352,12 +352,9 @@ class LiveDesk(Reconciling):
 
     def _collect(
         self, outs: list[tuple[LiveHosted, LiveOutcome]], signal_id: int | None = None
-    ) -> Write | None:
-        """Queue the orders to send and return the write that must commit first."""
-        fills: list[dict[str, Any]] = []
-        trades: list[dict[str, Any]] = []
-        orders: dict[str, dict[str, Any]] = {}
-        positions: dict[tuple[str, str], dict[str, Any]] = {}
+    ) -> Rows | None:
+        """Queue the orders to send and return the rows that must commit first."""
+        rows = Rows()
         for lh, out in outs:
             ids = {
                 "pair_key": lh.pair.key,
@@ -365,24 +362,16 @@ class LiveDesk(Reconciling):
                 "trader_id": lh.trader_id,
                 "signal_id": signal_id,
             }
-            fills += [{**fill_row(f), **ids, "order_id": None} for f in out.fills]
-            trades += [{**t.row(), **ids} for t in out.trades]
+            rows.fills += [{**fill_row(f), **ids, "order_id": None} for f in out.fills]
+            rows.trades += [{**t.row(), **ids} for t in out.trades]
             for o in out.orders.values():
-                orders[o.cl] = self._order_row(lh, o)
+                rows.orders[o.cl] = self._order_row(lh, o)
             for sym in out.symbols | {f.symbol for f in out.fills}:
-                positions[(lh.pair.key, sym)] = self._position_row(lh, sym)
+                rows.positions[(lh.pair.key, sym)] = self._position_row(lh, sym)
             self.counts["rejections"] += len(out.rejections)
             self.outbox += [(lh, "place", order) for order in out.place]
             self.outbox += [(lh, "cancel", cl) for cl in out.cancel]
-        if not (fills or trades or orders or positions):
-            return None
-
-        def write(s: Session) -> None:
-            insert_history(s, fills, trades)
-            repo.upsert_orders(s, list(orders.values()))
-            repo.upsert_positions(s, list(positions.values()))
-
-        return write
+        return rows if rows else None
 
     @staticmethod
     def _order_row(lh: LiveHosted, o: LiveOrder) -> dict[str, Any]:
