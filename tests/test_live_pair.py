@@ -233,3 +233,39 @@ def test_a_batch_inside_the_prices_seen_still_hits_a_moved_stop() -> None:
                 h.run(out, ts)
             ts += 1.0
         assert h.pair_net(symbol) == 0, f"batched={batched}: the trailing stop at 5004 was missed"
+
+
+def test_an_exit_timeout_inside_a_batch_fires_at_its_tick() -> None:
+    """A batch that outlasts an exit's timeout (and the cancel's retry) cancels it at the same
+    tick as feeding the ticks one by one: the ticks after an exit went out take a cheap path
+    (LiveTicks._inert_until) only until the earliest timeout."""
+    from actors.recorder.config import Sizing, TakeProfit, TakeProfitTarget
+
+    cfg = RecorderSettings(
+        sizing=Sizing(allow_add=False),
+        take_profit=TakeProfit(targets=[TakeProfitTarget(value=4, trim=100)]),
+    )
+    symbol = "MNQZ5"
+    runs = []
+    for batched in (False, True):
+        h = Harness(LivePair(trader(exit_timeout_s=0.05, cancel_retry_s=0.03), cfg, spec_for))
+        money = h.pair.book(symbol).money
+        h.tick(symbol, 1.0, float(money.price(5000)))
+        h.signal(symbol, 1.5, "buy", 1)
+        path = [5001, 5002, 5003, 5004] + [5005, 5004, 5006, 5003, 5007] * 6
+        tss = [2.0 + i * 0.007 for i in range(len(path))]
+        b = h.pair.book(symbol)
+        if batched:
+            outs = h.pair.on_batch(b, tss, path, min(path), max(path))
+        else:
+            outs = [h.pair.on_tick_ticks(b, t, p) for t, p in zip(tss, path, strict=True)]
+        sent = [
+            ([o.cl_ord_id for o in out.place], list(out.cancel))
+            for out in outs
+            if out.place or out.cancel
+        ]
+        runs.append((sent, b.pos, b.phase, b.last_tick, b.seen))
+    assert runs[0] == runs[1]
+    sent = runs[0][0]
+    # the exit, its cancel at the timeout, the cancel again at each retry
+    assert len(sent) >= 3 and all(cancel == sent[0][0] for _, cancel in sent[1:])

@@ -76,7 +76,7 @@ from actors.broker.paper import PaperBroker
 from actors.broker.queue import Job, JobQueue, resolve
 from actors.broker.state import STATUS_RANK as _STATUS_RANK  # noqa: F401  (re-exported)
 from actors.broker.state import merge_state
-from actors.runtime import HEALTH, Beat, admit, tree_class
+from actors.runtime import HEALTH, Beat, admit, freeze_startup_heap, tree_class
 
 __all__ = ["DEFAULT_LIMITS", "BrokerActor", "broker_actor_class"]
 
@@ -145,6 +145,7 @@ class BrokerActor:
         self._killswitch = KillSwitch()
         self.counts: Counter[str] = Counter()
         self._listeners = Listeners(name, namespace, self.counts)
+        freeze_startup_heap()
 
     @staticmethod
     def _make_broker(

@@ -34,19 +34,27 @@ def _group(items: list[tuple[LiveHosted, LiveBook]]) -> Group:
 
 
 class Reconciling:
-    def groups(self) -> dict[tuple[str, str, str], list[tuple[LiveHosted, LiveBook]]]:
-        """Live pairs by (broker actor, account, contract): what one broker position nets."""
+    def groups(
+        self, accounts: set[tuple[str, str]] | None = None
+    ) -> dict[tuple[str, str, str], list[tuple[LiveHosted, LiveBook]]]:
+        """Live pairs by (broker actor, account, contract): what one broker position nets
+        (only the given (broker actor, account)s when ``accounts`` is given)."""
         out: dict[tuple[str, str, str], list[tuple[LiveHosted, LiveBook]]] = {}
         for lh in self.by_key.values():
+            if accounts is not None and (lh.broker, lh.pair.t.account) not in accounts:
+                continue
             for b in lh.pair.books.values():
                 out.setdefault((lh.broker, lh.pair.t.account, b.symbol), []).append((lh, b))
         return out
 
-    def reconcile(self, now: float) -> list[tuple[LiveHosted, LiveOutcome]]:
-        """Compare every group with its broker position and apply the policies (see
-        :mod:`actors.reconciler.policy`). Runs on every timer beat and after position events."""
+    def reconcile(
+        self, now: float, accounts: set[tuple[str, str]] | None = None
+    ) -> list[tuple[LiveHosted, LiveOutcome]]:
+        """Compare every group (of ``accounts`` only, when given) with its broker position and
+        apply the policies (see :mod:`actors.reconciler.policy`). Runs on every timer beat
+        (all groups) and after position events (the accounts the events are about)."""
         outs: list[tuple[LiveHosted, LiveOutcome]] = []
-        for key, items in self.groups().items():
+        for key, items in self.groups(accounts).items():
             v = assess(_group(items))
             for _, b in items:
                 b.drift = v.difference if v.kind in ("drift", "unexplained") else 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.runtime import HEALTH, Beat, admit, reconstructed
+from actors.runtime import HEALTH, Beat, admit, freeze_startup_heap, reconstructed
 
 #: The host's remote interface (all coroutines on RecorderHost).
 METHODS = (
@@ -54,6 +54,7 @@ class RecorderActor:
 
         self._host = RecorderHost(*args, **kwargs)
         self._beat = Beat().start()
+        freeze_startup_heap()
 
 
 def _delegate(name: str) -> Any:

@@ -15,6 +15,16 @@ from actors.instruments import ContractSpec
 
 LONG, SHORT = 1, -1
 
+Exact = Fraction | int
+"""An exact number; whole ones are kept as ``int`` (:func:`whole`)."""
+
+
+def whole(x: Exact) -> Exact:
+    """``x`` as an ``int`` when it is whole. Most averages and moves are whole ticks, and int
+    arithmetic and comparisons cost a tenth of ``Fraction``'s (which was ~40 % of a live exit's
+    CPU); the values are equal either way, so the results are the same."""
+    return x.numerator if x.denominator == 1 else x
+
 
 def side_name(side: int) -> str:
     return "long" if side == LONG else "short"
@@ -83,14 +93,14 @@ class Position:
     symbol: str
     side: int
     qty: int
-    avg: Fraction
+    avg: Exact
     first_entry: int
     opened_ts: float
     last_price: int
-    best_move: Fraction = Fraction(0)
-    worst_move: Fraction = Fraction(0)
-    best_unrealised: Fraction = Fraction(0)
-    worst_unrealised: Fraction = Fraction(0)
+    best_move: Exact = 0
+    worst_move: Exact = 0
+    best_unrealised: Exact = 0
+    worst_unrealised: Exact = 0
     best_price: int = 0
     worst_price: int = 0
 
@@ -102,7 +112,7 @@ class Position:
             symbol=symbol,
             side=side,
             qty=qty,
-            avg=Fraction(price),
+            avg=price,
             first_entry=price,
             opened_ts=ts,
             last_price=price,
@@ -114,14 +124,14 @@ class Position:
         """Add contracts on the same side: the average becomes the quantity-weighted mean."""
         if qty <= 0:
             raise ValueError("quantity must be positive")
-        self.avg = (self.avg * self.qty + price * qty) / (self.qty + qty)
+        self.avg = whole(Fraction(self.avg * self.qty + price * qty, self.qty + qty))
         self.qty += qty
 
-    def move(self, price: int) -> Fraction:
+    def move(self, price: int) -> Exact:
         """Per-contract move in ticks, positive in the position's favour."""
         return self.side * (price - self.avg)
 
-    def unrealised(self, price: int, money: Money) -> Fraction:
+    def unrealised(self, price: int, money: Money) -> Exact:
         return self.move(price) * money.tick_value * self.qty
 
     def observe(self, price: int, money: Money) -> None:

@@ -246,7 +246,10 @@ class LiveDesk(Reconciling):
                 elif ev.get("type") == "position":
                     outs.append((lh, lh.pair.on_event(ev, now)))
         if any(ev.get("type") == "position" for ev in events):
-            outs += self.reconcile(now)  # continuously: on every sync of a position
+            # continuously: on every sync of a position, for the accounts these events are about
+            # (a scan of every group per event batch cost 0.2 ms at 20 pairs, O(pairs))
+            touched = {(ev.get("broker") or "", ev.get("account") or "") for ev in events}
+            outs += self.reconcile(now, touched)
         return self._collect(outs)
 
     def _by_account(self, ev: dict[str, Any]) -> list[LiveHosted]:
@@ -355,6 +358,7 @@ class LiveDesk(Reconciling):
     ) -> Rows | None:
         """Queue the orders to send and return the rows that must commit first."""
         rows = Rows()
+        touched: dict[tuple[str, str], LiveHosted] = {}
         for lh, out in outs:
             ids = {
                 "pair_key": lh.pair.key,
@@ -367,10 +371,12 @@ class LiveDesk(Reconciling):
             for o in out.orders.values():
                 rows.orders[o.cl] = self._order_row(lh, o)
             for sym in out.symbols | {f.symbol for f in out.fills}:
-                rows.positions[(lh.pair.key, sym)] = self._position_row(lh, sym)
+                touched[(lh.pair.key, sym)] = lh
             self.counts["rejections"] += len(out.rejections)
             self.outbox += [(lh, "place", order) for order in out.place]
             self.outbox += [(lh, "cancel", cl) for cl in out.cancel]
+        for (_, sym), lh in touched.items():  # once per position, at its newest state
+            rows.positions[(lh.pair.key, sym)] = self._position_row(lh, sym)
         return rows if rows else None
 
     @staticmethod

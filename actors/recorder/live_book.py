@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from actors.broker.base import OrderRequest
-from actors.recorder.book import LONG, SHORT, Money, Position, Trade
+from actors.recorder.book import LONG, SHORT, Money, Position, Trade, whole
 from actors.recorder.exits import ExitRules, ExitState
 from actors.recorder.levels import exact, round_half_up
 from actors.recorder.live_orders import REDUCING_ROLES, Backoff, LiveOrder, Request
@@ -214,7 +214,7 @@ def book_fill(
         return
     if b.pos is None:
         b.pos = Position.open(b.symbol, sign, qty, p, ts)
-        b.pos.avg = px
+        b.pos.avg = whole(px)
         b.exits = b.rules.start(b.pos, None)
         kind = "entry"
     else:

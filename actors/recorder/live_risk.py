@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from actors.recorder.book import LONG, SHORT, Position, Trade
+from actors.recorder.book import LONG, SHORT, Position, Trade, whole
 from actors.recorder.levels import exact, round_half_up
 from actors.recorder.live_book import LiveBook
 from actors.recorder.live_orders import Request
@@ -77,7 +77,7 @@ def adopt(pair: LivePair, b: LiveBook, net: int, price: float | None, ts: float)
     px = exact(price) / b.money.tick_size if price is not None else Fraction(b.last_tick or 0)
     side = LONG if net > 0 else SHORT
     b.pos = Position.open(b.symbol, side, abs(net), round_half_up(px), ts)
-    b.pos.avg = px
+    b.pos.avg = whole(px)
     b.exits = b.rules.start(b.pos, None)
 
 

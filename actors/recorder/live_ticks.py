@@ -7,11 +7,18 @@ LivePair.
 from __future__ import annotations
 
 import copy
+import math
 
 from actors.recorder.columns import trigger_bounds
 from actors.recorder.exits import STOP_PRECEDENCE
 from actors.recorder.levels import to_ticks
-from actors.recorder.live_book import IDLE, LiveBook, LiveOutcome, entries_in_flight
+from actors.recorder.live_book import (
+    EXIT_WORKING,
+    IDLE,
+    LiveBook,
+    LiveOutcome,
+    entries_in_flight,
+)
 from actors.recorder.live_orders import Request
 from actors.recorder.live_risk import ACTIVE, HALTED
 
@@ -31,11 +38,61 @@ class LiveTicks:
             self._skip(b, lo, hi, ticks[-1])
             return []
         outs = []
+        inert = -math.inf
         for ts, p in zip(tss, ticks, strict=True):
+            if ts < inert:
+                self._inert_tick(b, p)
+                continue
             out = self.on_tick_ticks(b, ts, p)
             if out.place or out.cancel or out.orders or out.fills or out.symbols:
                 outs.append(out)
+            inert = self._inert_until(b)
         return outs
+
+    # Ticks this close to a timeout take the full path (which compares exactly as _drive does).
+    _DEADLINE_MARGIN_S = 1e-3
+
+    def _inert_until(self, b: LiveBook) -> float:
+        """Until when ticks can only move ``b``'s excursions and last price (``-inf``: not now).
+
+        That is while an exit works at the broker for everything booked and nothing else is
+        under way: the rules need contracts no exit is closing yet, and :meth:`_drive` acts
+        on events (which come between batches) or on its timeouts, the earliest of which
+        bounds the time. Walking those ticks in full was most of a batch's cost after 20 pairs
+        exited in it, and their orders waited for it; ``test_batches_equal_tick_by_tick`` and
+        ``test_an_exit_timeout_inside_a_batch_fires_at_its_tick`` hold it to tick by tick."""
+        if b.phase != EXIT_WORKING or b.pos is None or b.exits is None:
+            return -math.inf
+        if b.want_exit or b.want_entry or self._closable(b) > 0:
+            return -math.inf
+        until, working, t = math.inf, False, self.t
+        for o in b.orders.values():
+            if o.done:
+                return -math.inf
+            if o.cancel_sent and not o.terminal:
+                until = min(until, o.cancel_ts + t.cancel_retry_s)
+            if o.role == "exit":
+                working = True
+                if not o.terminal and not o.cancel_sent:
+                    until = min(until, o.placed_ts + t.exit_timeout_s)
+        if not working:
+            return -math.inf
+        if b.stop_wait_since is not None:
+            until = min(until, b.stop_wait_since + t.stop_grace_s)
+        return until - self._DEADLINE_MARGIN_S
+
+    @staticmethod
+    def _inert_tick(b: LiveBook, p: int) -> None:
+        """What :meth:`on_tick_ticks` does with a tick while :meth:`_inert_until` holds."""
+        pos, seen = b.pos, b.seen
+        assert pos is not None
+        b.last_tick = p
+        if seen is None or p < seen[0] or p > seen[1]:
+            pos.observe(p, b.money)
+            b.seen = (p, p) if seen is None else (min(seen[0], p), max(seen[1], p))
+        else:
+            pos.last_price = p
+        b.bounds = None
 
     def can_skip(self, b: LiveBook, lo: int, hi: int) -> bool:
         """Whether a whole batch with prices in ``[lo, hi]`` can only move the excursions and
@@ -78,11 +135,15 @@ class LiveTicks:
             b.seen = (p, p) if seen is None else (min(seen[0], p), max(seen[1], p))
         else:
             pos.last_price = p
-        if b.bounds is None:
-            b.bounds = trigger_bounds(pos, st)
-        if b.bounds[0] < p < b.bounds[1] and self._quiet(b):
-            return out  # no rule can fire at p and nothing is under way: the common tick
-        b.bounds = None  # the rules may change the levels
+        if self._quiet(b):
+            if b.bounds is None:
+                b.bounds = trigger_bounds(pos, st)
+            if b.bounds[0] < p < b.bounds[1]:
+                return out  # no rule can fire at p and nothing is under way: the common tick
+        # The rules may change the levels. (Bounds are only worth computing when quiet: with an
+        # exit under way they were computed and dropped on every tick, which was most of the
+        # cost of the ticks after an exit in the same batch.)
+        b.bounds = None
         closable = self._closable(b) - sum(r.qty for r in b.want_exit)
         if closable > 0 and not entries_in_flight(b) and self.risk != HALTED:
             shadow = copy.copy(pos)  # the rules run on what is not already closing

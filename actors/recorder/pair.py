@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any, Literal, TypeVar
 
 from actors.instruments import ContractSpec
-from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side
+from actors.recorder.book import LONG, SHORT, Money, Position, Trade, order_side, whole
 from actors.recorder.catchup import FeedMarks
 from actors.recorder.config import DcaUnit, RecorderSettings
 from actors.recorder.exits import ExitRules, ExitState
@@ -312,7 +312,7 @@ def _decode(cls: type[T], data: dict[str, Any] | None) -> T | None:
         if f.name not in data:
             continue
         v = data[f.name]
-        if v is not None and "Fraction" in str(f.type):
-            v = Fraction(v)
+        if v is not None and ("Fraction" in str(f.type) or "Exact" in str(f.type)):
+            v = whole(Fraction(v))
         kwargs[f.name] = v
     return cls(**kwargs)
