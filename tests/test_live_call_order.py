@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-import actors.recorder.desk as desk_module
+import actors.recorder.desk_orders as desk_orders
 from actors.broker.actor import BrokerActor
 from actors.broker.base import UNKNOWN_AT_BROKER, OrderRequest, UnknownOrder, event_to_dict
 from actors.broker.tradovate.adapter import TradovateConfig
@@ -236,7 +236,7 @@ async def live(
     trader = repo.create_trader(store, user.id, rec.id, acc.id, sub.id, multiplier=1.0)
     assert trader.id is not None
     route = Route()
-    monkeypatch.setattr(desk_module, "ray", SimpleNamespace(get_actor=lambda *a, **k: route))
+    monkeypatch.setattr(desk_orders, "ray", SimpleNamespace(get_actor=lambda *a, **k: route))
     config = TradovateConfig(
         credentials=Credentials("simuser", "simpass", "JustTrades", "1.0", 0, "sec", "dev"),
         endpoints=Endpoints.local(sim.base_url.removesuffix("/v1")),

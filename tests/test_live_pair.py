@@ -269,3 +269,29 @@ def test_an_exit_timeout_inside_a_batch_fires_at_its_tick() -> None:
     sent = runs[0][0]
     # the exit, its cancel at the timeout, the cancel again at each retry
     assert len(sent) >= 3 and all(cancel == sent[0][0] for _, cancel in sent[1:])
+
+
+def test_a_sent_cancel_is_in_the_saved_state() -> None:
+    """The outcome that sends a cancel names its symbol, so the desk writes the pair's
+    snapshot with ``cancel_sent``: a pair rebuilt from it after a restart still knows it
+    asked (a lookup then sends the cancel again instead of the order)."""
+    from actors.recorder.config import Sizing, TakeProfit, TakeProfitTarget
+
+    cfg = RecorderSettings(
+        sizing=Sizing(allow_add=False),
+        take_profit=TakeProfit(targets=[TakeProfitTarget(value=4, trim=100)]),
+    )
+    symbol = "MNQZ5"
+    h = Harness(LivePair(trader(exit_timeout_s=0.05), cfg, spec_for))
+    money = h.pair.book(symbol).money
+    h.tick(symbol, 1.0, float(money.price(5000)))
+    h.signal(symbol, 1.5, "buy", 1)
+    b = h.pair.book(symbol)
+    exit_out = h.pair.on_tick_ticks(b, 2.0, 5004)
+    (cl,) = [o.cl_ord_id for o in exit_out.place]
+    cancel_out = h.pair.on_tick_ticks(b, 2.1, 5004)
+    assert cancel_out.cancel == [cl] and symbol in cancel_out.symbols
+    rebuilt = LivePair(trader(exit_timeout_s=0.05), cfg, spec_for)
+    rebuilt.restore(symbol, h.pair.snapshot(symbol))
+    order = rebuilt.order(cl)
+    assert order is not None and order.cancel_sent

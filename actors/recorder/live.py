@@ -369,6 +369,7 @@ class LivePair(LiveTicks, LiveAdmin):
         o.cancel_sent, o.cancel_ts = True, now
         out.cancel.append(o.cl)
         out.orders[o.cl] = o
+        out.symbols.add(o.symbol)  # the pair's snapshot keeps cancel_sent across a restart
 
     @staticmethod
     def _phase(b: LiveBook, phase: str, now: float) -> None:
