@@ -364,3 +364,21 @@ async def test_an_unknown_outcome_is_never_resent() -> None:
     assert state.status == "pending" and (state.reason or "").startswith("unknown_outcome")
     assert await actor.place(req("u2", "buy", 1)) == state
     assert lost.sent == 1
+
+
+def test_event_dicts_equal_asdict_for_every_event_type() -> None:
+    """event_to_dict copies fields shallowly (cheaper than asdict): the same dict as asdict,
+    for every event type, so no field may hold a container."""
+    from dataclasses import asdict
+
+    from actors.broker.base import BrokerFill, BrokerPosition, OrderState, event_to_dict
+
+    samples = [
+        OrderState("c1", "filled", "9", 2, 20000.25, None, 1.5, "acc", "MNQZ6"),
+        BrokerFill("c1", "9", "acc", "MNQZ6", "buy", 2, 20000.25, 1.5, "f1"),
+        BrokerPosition("acc", "MNQZ6", -3, 20001.0),
+    ]
+    for ev in samples:
+        assert event_to_dict(ev) == {"type": event_to_dict(ev)["type"], **asdict(ev)}
+        assert not any(isinstance(v, (list, dict, tuple, set)) for v in asdict(ev).values())
+    assert [event_to_dict(ev)["type"] for ev in samples] == ["order", "fill", "position"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -258,12 +258,25 @@ _EVENT_TYPES: dict[type, str] = {
 }
 
 
+#: Field names per event type: every field is a scalar, so a shallow copy is the whole event.
+_EVENT_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in _EVENT_TYPES
+}
+
+
 def event_to_dict(event: BrokerEvent) -> dict[str, Any]:
-    """Plain-dict form of an event, with ``type`` = ``order`` | ``fill`` | ``position``."""
+    """Plain-dict form of an event, with ``type`` = ``order`` | ``fill`` | ``position``.
+
+    Equal to ``dataclasses.asdict`` (the events hold scalars only), at a tenth of its cost: the
+    paper broker publishes three events per order, one after the other within a burst of exits.
+    """
     kind = _EVENT_TYPES.get(type(event))
     if kind is None:
         raise TypeError(f"not a broker event: {event!r}")
-    return {"type": kind, **asdict(event)}
+    out: dict[str, Any] = {"type": kind}
+    for name in _EVENT_FIELDS[type(event)]:
+        out[name] = getattr(event, name)
+    return out
 
 
 @runtime_checkable
