@@ -8,7 +8,7 @@ position and what a closed quantity earned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from actors.instruments import ContractSpec
@@ -41,6 +41,11 @@ class Money:
 
     tick_size: Fraction
     tick_value: Fraction
+    #: tick_value as (numerator, denominator): excursions compare as integers (Position.observe)
+    value_ratio: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.value_ratio = (self.tick_value.numerator, self.tick_value.denominator)
 
     @classmethod
     def of(cls, spec: ContractSpec) -> Money:
@@ -141,11 +146,22 @@ class Position:
             self.best_move = m
         if m < self.worst_move:
             self.worst_move = m
-        u = m * money.tick_value * self.qty
-        if u > self.best_unrealised:
-            self.best_unrealised = u
-        if u < self.worst_unrealised:
-            self.worst_unrealised = u
+        if type(m) is int:
+            # u = m * qty * tick_value compared by cross-multiplying integers (denominators are
+            # positive): a Fraction is only built for a new extreme, not for every price seen
+            tn, td = money.value_ratio
+            n = m * self.qty * tn
+            best, worst = self.best_unrealised, self.worst_unrealised
+            if n * best.denominator > best.numerator * td:
+                self.best_unrealised = whole(Fraction(n, td))
+            if n * worst.denominator < worst.numerator * td:
+                self.worst_unrealised = whole(Fraction(n, td))
+        else:
+            u = m * money.tick_value * self.qty
+            if u > self.best_unrealised:
+                self.best_unrealised = u
+            if u < self.worst_unrealised:
+                self.worst_unrealised = u
         if self.side * (price - self.best_price) > 0:
             self.best_price = price
         if self.side * (price - self.worst_price) < 0:
