@@ -156,8 +156,14 @@ def freeze_startup_heap() -> None:
     are still freed by reference counting when they go; only cycles among them would be
     kept, which is the documented trade-off of ``gc.freeze``. Outside a Ray actor (a test
     building the class in process) it does nothing."""
-    if not _in_actor():
-        return
+    if _in_actor():
+        freeze_heap()
+
+
+def freeze_heap() -> None:
+    """``gc.collect()`` then ``gc.freeze()``: for a long-lived process once it has started
+    (the API server after boot: see ``create_app(frozen_heap=True)``). Not for a process that
+    keeps building and dropping what it froze (a test run): frozen cycles are never freed."""
     gc.collect()
     gc.freeze()
 

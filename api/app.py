@@ -23,6 +23,7 @@ from actors.runtime import (
     SUPERVISOR,
     actor_options,
     connect,
+    freeze_heap,
     get,
     host_name,
     tree_class,
@@ -82,7 +83,12 @@ class App(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, frozen_heap: bool = False) -> FastAPI:
+    """The API. ``frozen_heap`` (the server processes: ``justtrades serve``, the ingest bench):
+    once booted, keep the garbage collector off everything alive (:func:`~actors.runtime.freeze_heap`); a full
+    collection walking the Ray driver's, FastAPI's and SQLAlchemy's startup objects stalls
+    every request in flight, and at a steady 1,000 webhooks/s a stall's backlog drains at
+    only the spare rate."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -90,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = await boot(settings)
         app.state.token_lookup = TokenLookup(ctx.store)
         app.state.ctx = ctx
+        if frozen_heap:
+            freeze_heap()
         log.info("Just.Trades ready on %s", settings.base_url)
         try:
             yield

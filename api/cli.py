@@ -80,7 +80,7 @@ def serve(settings: Settings) -> None:
     # token, to the log (and cost CPU per request); every delivery is in the signals table.
     # loop/http "auto": uvloop and httptools (dependencies), cheaper per request than asyncio/h11.
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, frozen_heap=True),
         host=settings.host,
         port=settings.port,
         log_level="info",

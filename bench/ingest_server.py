@@ -83,7 +83,7 @@ async def serve(args: argparse.Namespace) -> None:
             rate_limit_per_minute=1_000_000_000,
         )
         tokens = await asyncio.to_thread(create_recorders, settings.resolved_database_url(), args.n)
-        app = create_app(settings)
+        app = create_app(settings, frozen_heap=True)  # as `justtrades serve` runs it
     else:
         app = bare_app()
     config = uvicorn.Config(
