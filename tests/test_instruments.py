@@ -531,3 +531,17 @@ def test_extreme_magnitudes_do_not_overflow_the_decimal_context() -> None:
     assert price_to_ticks(1e15, 0.00005) == 2 * 10**19
     assert price_to_ticks(5e-324, 0.25) == 0
     assert ticks_to_price(2 * 10**19, CONTRACTS["6E"]) == 1e15
+
+
+def test_spec_for_refuses_what_it_cannot_parse_cached_or_not() -> None:
+    """spec_for caches by symbol text: an unknown symbol still raises every time (it is not
+    cached as an answer), and a non-string (a number in a webhook body) is refused as an
+    unknown symbol, not by the cache's hashing."""
+    for _ in range(2):
+        with pytest.raises(UnknownSymbol):
+            spec_for("NOPE1!")
+    with pytest.raises(UnknownSymbol):
+        spec_for(["MNQ"])  # type: ignore[arg-type]
+    with pytest.raises(UnknownSymbol):
+        spec_for(12)  # type: ignore[arg-type]
+    assert spec_for("mnqz6") is spec_for("MNQZ6") is CONTRACTS["MNQ"]
