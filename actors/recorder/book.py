@@ -52,6 +52,8 @@ class Money:
         return cls(Fraction(repr(spec.tick_size)), Fraction(repr(spec.tick_value)))
 
     def price(self, ticks: Fraction | int) -> Fraction:
+        if type(ticks) is int:  # one Fraction built, not two and a product
+            return Fraction(ticks * self.tick_size.numerator, self.tick_size.denominator)
         return Fraction(ticks) * self.tick_size
 
 
