@@ -34,7 +34,7 @@ from actors.recorder.config import RecorderSettings
 from actors.recorder.desk_orders import OrderTraffic
 from actors.recorder.live import LiveOutcome, LivePair, Trader
 from actors.recorder.live_orders import LiveOrder
-from actors.recorder.records import Rows, fill_row
+from actors.recorder.records import Rows, fill_row, position_fields
 from actors.runtime import broker_name
 from actors.store import repo
 
@@ -331,30 +331,12 @@ class LiveDesk(Reconciling, OrderTraffic):
 
     @staticmethod
     def _position_row(lh: LiveHosted, symbol: str) -> dict[str, Any]:
-        view = lh.pair.view(symbol)
-        row: dict[str, Any] = {
+        return {
             "pair_key": lh.pair.key,
             "symbol": symbol,
-            "recorder_id": lh.recorder_id,
             "trader_id": lh.trader_id,
-            "state": lh.pair.snapshot(symbol),
-            "updated_at": time.time(),
+            **position_fields(lh.pair, lh.recorder_id, symbol),
         }
-        if view is None:
-            row.update(side="flat", quantity=0, avg_price=0.0, unrealised=0.0)
-        else:
-            for k in (
-                "side",
-                "quantity",
-                "avg_price",
-                "opened_at",
-                "last_price",
-                "unrealised",
-                "worst_unrealised",
-                "best_unrealised",
-            ):
-                row[k] = view[k]
-        return row
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -31,7 +31,15 @@ def fill_row(fl: FillEvent) -> dict[str, Any]:
     }
 
 
-def position_fields(pair: Pair, recorder_id: int, symbol: str) -> dict[str, Any]:
+class Snapshots(Protocol):
+    """What a position row is built from: a virtual :class:`Pair` or a live pair."""
+
+    def view(self, symbol: str) -> dict[str, Any] | None: ...
+
+    def snapshot(self, symbol: str) -> dict[str, Any]: ...
+
+
+def position_fields(pair: Snapshots, recorder_id: int, symbol: str) -> dict[str, Any]:
     """The position row of ``pair`` in ``symbol``: live figures plus the rebuild snapshot."""
     view = pair.view(symbol)
     fields: dict[str, Any] = {
