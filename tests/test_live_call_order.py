@@ -331,3 +331,54 @@ async def test_a_placement_after_its_cancel_answered_unknown_is_not_sent() -> No
     assert await actor.sent_orders() == []
     assert await actor.broker.orders("A1") == []
     assert (await actor.lookup(["late-1"]))["states"]["late-1"] is None
+
+
+class Inbox:
+    """A listener actor's handle, in process: what ``on_broker_events`` received."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.on_broker_events = SimpleNamespace(remote=self._receive)
+
+    async def _receive(self, batch: list[dict[str, Any]]) -> None:
+        self.events += batch
+
+
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_placement_that_overtakes_the_subscribe_still_reports_its_fill(
+    monkeypatch: pytest.MonkeyPatch, named: bool
+) -> None:
+    """A host's first placement can run before its ``subscribe`` (Ray does not keep the order
+    of calls to an async actor): the placement names its listener, so the fill reaches the host
+    at once instead of through the lookup sweep seconds later. Without the name (``named``
+    False: the old call) the fill goes to nobody, which is the race this closes."""
+    inbox = Inbox()
+    monkeypatch.setattr("actors.broker.listeners.ray.get_actor", lambda name, namespace=None: inbox)
+    actor = BrokerActor(name="broker", kind="paper", accounts=["A1"])
+    await actor.on_ticks({"MNQZ5": ([time.time()], [20000.0])})
+    order = OrderRequest("first-1", "A1", "MNQZ5", "buy", 1, pair_key="r1:t1")
+    args = ("jt-host-0",) if named else ()
+    (state,) = await actor.place_many([order], *args)
+    for _ in range(10):  # delivery runs from the next loop iterations
+        await asyncio.sleep(0)
+    assert state.status == "filled"
+    fills = [ev for ev in inbox.events if ev["type"] == "fill" and ev["pair_key"] == "r1:t1"]
+    assert len(fills) == (1 if named else 0)
+    if named:
+        await actor.subscribe("jt-host-0")  # the overtaken subscribe, arriving late: no twin
+        assert list(actor._listeners.subscribers) == ["jt-host-0"]
+
+
+async def test_the_desk_names_itself_on_every_placement_and_cancel(live: Desk) -> None:
+    desk = live
+    """The desk's side: every ``place_many`` and ``cancel`` it sends carries its listener."""
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+    desk.route.hold = lambda method, args: bool(calls.append((method, args)))
+    desk.price(20000.0)
+    desk.signal("buy")
+    await desk.until(lambda: desk.book.net == 1 and bool(desk.orders("stop")), "long 1, stop")
+    desk.signal("close")
+    await desk.until(lambda: desk.book.net == 0 and not desk.book.orders, "flat")
+    sent = [(m, a) for m, a in calls if m in ("place_many", "cancel")]
+    assert {m for m, _ in sent} == {"place_many", "cancel"}
+    assert all(a[-1] == desk.desk.listener for _, a in sent)

@@ -180,10 +180,20 @@ class BrokerActor(KillMethods):
             return submitted
         return await submitted
 
-    async def place_many(self, orders: list[OrderRequest]) -> list[OrderState]:
+    async def place_many(
+        self, orders: list[OrderRequest], listener: str | None = None
+    ) -> list[OrderState]:
         """:meth:`place` for several orders in one call, queued in the given order before any
         of them is sent (one Ray call instead of one per order: a recorder copied to many
-        accounts exits on all of them at the same tick)."""
+        accounts exits on all of them at the same tick).
+
+        ``listener``: subscribe that actor (as :meth:`subscribe`) before anything is sent. Ray
+        does not keep the order of calls to an async actor, so a host's first placement could
+        run before its ``subscribe``, and the fill went to nobody: the pair learnt of it only
+        from its lookup sweep, seconds later (one order in ``bench.live_latency`` waited
+        3.97 s). The same holds for a broker actor restarted since the host subscribed."""
+        if listener is not None:
+            self._listeners.add(listener)
         self._queue.ensure_worker()
         submitted = [self._submit(order) for order in orders]
         return [s if isinstance(s, OrderState) else await s for s in submitted]
@@ -219,7 +229,9 @@ class BrokerActor(KillMethods):
             "place", order.cl_ord_id, order.account, order.priority, order
         ).future
 
-    async def cancel(self, cl_ord_id: str, priority: int = Priority.EXIT) -> OrderState:
+    async def cancel(
+        self, cl_ord_id: str, priority: int = Priority.EXIT, listener: str | None = None
+    ) -> OrderState:
         """Cancel an order. One still queued here is dropped without a broker call; a terminal
         one is returned unchanged; an unknown one raises :class:`UnknownOrder`, and its id is
         refused from then on: a later placement of it is answered ``cancelled``
@@ -230,7 +242,11 @@ class BrokerActor(KillMethods):
         "unknown" for "never placed" and forgets the order; sending the placement then would
         leave an order at the broker that nobody tracks (a stop that fills later, its fill
         booked by no pair). This life's refusal is enough: a placement sent to an earlier life
-        of this actor failed with it."""
+        of this actor failed with it.
+
+        ``listener``: as for :meth:`place_many` (the cancel's events must reach it)."""
+        if listener is not None:
+            self._listeners.add(listener)
         self._queue.ensure_worker()
         state = self._states.get(cl_ord_id)
         if state is None:

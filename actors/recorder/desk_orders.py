@@ -26,6 +26,7 @@ from actors.broker.base import (
     UNKNOWN_AT_BROKER,
     OrderRequest,
     OrderState,
+    Priority,
     UnknownOrder,
     event_to_dict,
 )
@@ -130,13 +131,15 @@ class OrderTraffic:
                 places.setdefault(lh.broker, []).append((lh, payload))
             else:
                 self.counts["cancels"] += 1
-                self._spawn(self._await_cancel(lh, payload, handle.cancel.remote(payload)))
+                ref = handle.cancel.remote(payload, Priority.EXIT, self.listener)
+                self._spawn(self._await_cancel(lh, payload, ref))
         now = time.time()
         for _, order in (i for items in places.values() for i in items):
             if order.created_ts:
                 self.send_lag_ms.append((now - order.created_ts) * 1000)
         for name, items in places.items():
-            ref = self.handles[name].place_many.remote([order for _, order in items])
+            orders = [order for _, order in items]
+            ref = self.handles[name].place_many.remote(orders, self.listener)
             self._spawn(self._await_places(items, ref))
 
     def _spawn(self: LiveDesk, coro: Any) -> None:
