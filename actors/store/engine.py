@@ -49,6 +49,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from actors.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from actors.store.gate import WriteGate
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def _install_sqlite_hooks(engine: Engine) -> None:
             _retry_pragma(cur, "PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Checkpoints run in a thread (actors.store.checkpoint), not inside our commits.
+            cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         finally:
             cur.close()
 
@@ -190,11 +193,13 @@ class Store:
         # Same pool; connections checked out through it begin with BEGIN IMMEDIATE.
         self.write_engine: Engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         database = self.engine.url.database
-        self.gate: WriteGate | None = (
-            WriteGate(Path(database).expanduser())
+        self.path: Path | None = (
+            Path(database).expanduser()
             if self.is_sqlite and database and not _is_memory_sqlite(url)
             else None
-        )
+        )  # the SQLite file
+        self.gate: WriteGate | None = WriteGate(self.path) if self.path is not None else None
+        self.checkpointer: Checkpointer | None = None  # started by the first write
 
     @classmethod
     def for_tests(cls, url: str = "sqlite://", **engine_kwargs: Any) -> Store:
@@ -222,8 +227,17 @@ class Store:
     def write(self) -> AbstractContextManager[Session]:
         return self._write(begin_retries=WRITE_RETRIES)
 
+    def _checkpoints(self) -> None:
+        """Start this process's checkpoint thread of the file (see :mod:`.checkpoint`)."""
+        cp = self.checkpointer
+        if self.path is not None and (cp is None or not cp.alive):
+            if cp is not None:
+                cp.release()
+            self.checkpointer = Checkpointer.acquire(self.path)
+
     @contextmanager
     def _write(self, begin_retries: int) -> Iterator[Session]:
+        self._checkpoints()
         gate = self.gate
         if gate is not None:
             gate.acquire()  # see actors/store/gate.py: queue here, not in SQLite's busy handler
@@ -274,6 +288,7 @@ class Store:
         commit)."""
         if not self.is_sqlite:
             raise RuntimeError("run_sqlite_write needs SQLite")
+        self._checkpoints()
         attempt = 0
         while True:
             gate = self.gate
@@ -359,6 +374,9 @@ class Store:
         self.engine.dispose()
         if self.gate is not None:
             self.gate.close()
+        if self.checkpointer is not None:
+            self.checkpointer.release()
+            self.checkpointer = None
 
 
 def _backoff(attempt: int) -> float:
