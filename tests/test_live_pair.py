@@ -159,6 +159,8 @@ batch_event = st.one_of(
     st.tuples(st.just("batch"), st.lists(tick_move, min_size=1, max_size=12)),
     st.tuples(st.just("batch"), st.lists(tick_move, min_size=1, max_size=12)),
     signal_event,
+    # the broker's events held back, then delivered: batches meet orders still under way
+    st.tuples(st.sampled_from(["hold", "release"])),
 )
 
 
@@ -173,7 +175,8 @@ def test_batches_equal_tick_by_tick(
     cfg: RecorderSettings, symbol: str, start: int, evs: list[tuple]
 ) -> None:
     """``on_batch`` (which skips a whole batch when nothing can happen) leaves the pair exactly
-    where feeding the same ticks one by one does: position, excursions, exit levels, orders."""
+    where feeding the same ticks one by one does: position, excursions, exit levels, orders;
+    also while the broker's answers are held back (entries, exits and stops under way)."""
     cfg = no_atr(cfg)
     a = Harness(LivePair(trader(), cfg, spec_for))
     b = Harness(LivePair(trader(), cfg, spec_for))
@@ -198,6 +201,14 @@ def test_batches_equal_tick_by_tick(
                 a.run(out, ts)
             for out in outs_b:
                 b.run(out, ts)
+        elif ev[0] == "hold":
+            for h in (a, b):
+                h.hold = lambda d: True
+        elif ev[0] == "release":
+            ts += 0.01
+            for h in (a, b):
+                h.hold = None
+                h.release(ts)
         else:
             ts, sid = ts + 0.5, sid + 1
             tgt = ev[3] if ev[1] == "target" else None

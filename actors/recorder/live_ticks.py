@@ -19,7 +19,7 @@ from actors.recorder.live_book import (
     LiveOutcome,
     entries_in_flight,
 )
-from actors.recorder.live_orders import Request
+from actors.recorder.live_orders import REDUCING_ROLES, Request
 from actors.recorder.live_risk import ACTIVE, HALTED
 
 
@@ -36,6 +36,9 @@ class LiveTicks:
         did something."""
         if self.can_skip(b, lo, hi):
             self._skip(b, lo, hi, ticks[-1])
+            return []
+        if b.pos is None and self._awaiting_entries(b):
+            b.last_tick = ticks[-1]
             return []
         outs = []
         inert = -math.inf
@@ -80,6 +83,24 @@ class LiveTicks:
         if b.stop_wait_since is not None:
             until = min(until, b.stop_wait_since + t.stop_grace_s)
         return until - self._DEADLINE_MARGIN_S
+
+    @staticmethod
+    def _awaiting_entries(b: LiveBook) -> bool:
+        """No position, and nothing under way but entries the broker has not settled: a tick
+        can only move the last price. (:meth:`_drive` has no deadline for an entry, and stops
+        and exits need a position.) The batches between a signal's entries and their fills
+        walked every tick of every pair through ``_drive``: 20 pairs x 40 ticks, ~5 ms, while
+        the fills, and the exits behind them, waited (bench.live_latency)."""
+        return (
+            b.phase == IDLE
+            and not b.want_exit
+            and not b.want_entry
+            and b.stop_wait_since is None
+            and all(
+                o.role not in REDUCING_ROLES and not o.done and not o.cancel_sent
+                for o in b.orders.values()
+            )
+        )
 
     @staticmethod
     def _inert_tick(b: LiveBook, p: int) -> None:
