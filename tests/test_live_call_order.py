@@ -382,3 +382,26 @@ async def test_the_desk_names_itself_on_every_placement_and_cancel(live: Desk) -
     sent = [(m, a) for m, a in calls if m in ("place_many", "cancel")]
     assert {m for m, _ in sent} == {"place_many", "cancel"}
     assert all(a[-1] == desk.desk.listener for _, a in sent)
+
+
+async def test_an_answer_after_a_reload_goes_to_the_new_pair(live: Desk) -> None:
+    """A recorder reloaded (the API changed it) while its entry was out: the placement's answer,
+    which comes back after the reload, goes to the pair hosted now, rebuilt from the store with
+    that order, and the old pair object is left alone (writing it would put its stale state
+    back in the position row)."""
+    d = live
+    d.price(20000.0)
+    d.route.hold = lambda method, args: method == "place_many"
+    d.signal("buy")
+    old = d.desk.by_key[d.key]
+    (cl,) = list(old.pair.book(SYMBOL).orders)
+    with d.store.read() as s:
+        d.desk.load(s, d.rid, SETTINGS)
+    new = d.desk.by_key[d.key]
+    assert new is not old and new.pair.order(cl) is not None
+    assert d.route.actor is not None
+    d.route.actor._listeners.deliver = lambda events: None  # only the answer tells
+    await d.route.release()
+    await d.until(lambda: new.pair.order(cl).broker_order_id is not None, "the answer, new pair")
+    old_order = old.pair.order(cl)
+    assert old_order is not None and old_order.broker_order_id is None

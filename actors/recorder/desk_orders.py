@@ -70,14 +70,16 @@ class OrderTraffic:
             log.warning("order lookup failed: %r", exc)
             return
         now = time.time()
-        pairs = {cl: lh for lh, cl in items}
+        pairs = {cl: cur for lh, cl in items if (cur := self._current(lh)) is not None}
         outs: list[tuple[LiveHosted, LiveOutcome]] = []
         for f in found["fills"]:  # fills first: a state saying "filled" then finds them booked
             lh = pairs.get(f.cl_ord_id)
             if lh is not None:
                 outs.append((lh, lh.pair.on_event(event_to_dict(f), now)))
         for cl, state in found["states"].items():
-            lh = pairs[cl]
+            lh = pairs.get(cl)
+            if lh is None:  # its recorder was unloaded meanwhile
+                continue
             if state is not None:
                 out = lh.pair.on_order(
                     cl, state.status, state.filled_qty, state.reason, state.broker_order_id, now
@@ -189,15 +191,26 @@ class OrderTraffic:
             [(lh, cl, state.status, state.filled_qty, state.reason, state.broker_order_id)]
         )
 
+    def _current(self: LiveDesk, lh: LiveHosted) -> LiveHosted | None:
+        """The pair hosted under ``lh``'s key now (None: unloaded). Answers that come back
+        after an await go to it: a recorder reloaded while its orders were out has new pair
+        objects (rebuilt from the store, sent orders included), and the old ones must not be
+        written again (their rows would overwrite the new pair's)."""
+        return self.by_key.get(lh.pair.key)
+
     def _answer(
         self, answers: list[tuple[LiveHosted, str, str, int, str | None, str | None]]
     ) -> None:
-        """Broker answers to place/cancel, in one write."""
+        """Broker answers to place/cancel, in one write, to the pairs hosted now
+        (:meth:`_current`)."""
         now = time.time()
-        outs = [
-            (lh, lh.pair.on_order(cl, status, filled, reason, broker_id, now))
-            for lh, cl, status, filled, reason, broker_id in answers
-        ]
+        outs = []
+        for lh, cl, status, filled, reason, broker_id in answers:
+            current = self._current(lh)
+            if current is not None:
+                outs.append(
+                    (current, current.pair.on_order(cl, status, filled, reason, broker_id, now))
+                )
         write = self._collect(outs)
         if write is not None:
             self.commit(write)
