@@ -264,11 +264,16 @@ def main() -> None:
             base = p50(r["baseline"])
             report.add(f"paper[{limits_name}] {n} entries: last submitted p50", base, "ms")
             last = p50(r["last_flatten"])
-            target = TARGET_MS if limits_name == "open" else SPEC_MS
-            report.add(
-                f"paper[{limits_name}] kill: last flatten submitted p50",
-                last, "ms", f"<= {target:.0f} ms", last <= target, baseline=base,
-            )  # fmt: skip
+            if limits_name == "open":  # the tree's paper actor (no broker-side budget)
+                report.add(
+                    f"paper[{limits_name}] kill: last flatten submitted p50",
+                    last, "ms", f"<= {TARGET_MS:.0f} ms", last <= TARGET_MS, baseline=base,
+                )  # fmt: skip
+            else:  # a configuration the tree does not run: shown for the budget's effect
+                report.add(
+                    f"paper[{limits_name}] kill: last flatten submitted p50",
+                    last, "ms", baseline=base,
+                )  # fmt: skip
             report.add(f"paper[{limits_name}] kill: all flat p50", p50(r["all_flat"]), "ms")
             report.note(
                 f"paper[{limits_name}] last flatten per rep (ms): "
@@ -297,8 +302,12 @@ def main() -> None:
         f"one login with {n} accounts."
     )
     report.note(
-        "'default' = the broker actor's DEFAULT_LIMITS (80 req/rolling s after the margin), "
-        "also used by the tree's paper actor; 'open' = limiter opened up (actor's own cost)."
+        "'default' = the broker actor's DEFAULT_LIMITS (Tradovate's budget, 80 req/rolling s "
+        "after the margin); 'open' = limiter opened up (the actor's own cost), which is how the "
+        "tree runs its paper actor (PAPER_LIMITS). paper[default] has no target: it is a paper "
+        f"account under a live login's budget, where {n} cancels + {n} flattens exceed 80 a "
+        "second and the last flattens wait for the window; a Tradovate kill sends one "
+        "liquidateposition per contract instead (sim[default])."
     )
     report.emit()
 
