@@ -108,6 +108,10 @@ def cpu_snapshot(watch: dict[int, str]) -> dict[str, float]:
     return out
 
 
+#: Idle connections older than this are not reused (the server's keep-alive timeout is 5 s).
+KEEPALIVE_EXPIRY_S = 2.0
+
+
 class HTTPError(Exception):
     """A transport-level failure (connection refused or lost, timeout, unparsable answer)."""
 
@@ -120,6 +124,7 @@ class _Conn(asyncio.Protocol):
         self.buf = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.closed = False
+        self.idle_since = 0.0  # monotonic time it was last put back in the pool
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -195,8 +200,8 @@ class Client:
         )
 
     async def post(self, req: Request) -> tuple[int, bytes]:
-        conn = self.idle.pop() if self.idle else None
-        if conn is None or conn.closed:
+        conn = self._idle_conn()
+        if conn is None:
             loop = asyncio.get_running_loop()
             _, conn = await loop.create_connection(_Conn, self.host, self.port)
             self.conns.append(conn)
@@ -207,10 +212,25 @@ class Client:
                 conn.transport.abort()  # a late answer must not be read as the next one's
             raise
         if not conn.closed:
+            conn.idle_since = time.monotonic()
             self.idle.append(conn)
         elif conn.transport is not None:
             conn.transport.close()
         return answer
+
+    def _idle_conn(self) -> _Conn | None:
+        """The most recently used idle connection, if the server cannot be closing it: uvicorn
+        closes a connection idle for 5 s (``timeout_keep_alive``), and a request written while
+        its close is on the way is lost to the client as a transport error the server never
+        saw. Like HTTP clients' keep-alive expiry, older idle connections are dropped here."""
+        now = time.monotonic()
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY_S:
+                return conn
+            if conn.transport is not None:
+                conn.transport.close()
+        return None
 
     def close(self) -> None:
         for conn in self.conns:

@@ -7,13 +7,17 @@ does find a signal that is not there), and that the server's processes are all g
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import multiprocessing
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from bench import ingest_load
 from bench.ingest import (
     LoadResult,
     StoreCheck,
@@ -23,8 +27,8 @@ from bench.ingest import (
     session_processes,
     summarize,
 )
-from bench.ingest_load import LoadSpec, Sample, run_load
-from bench.ingest_mix import Mix
+from bench.ingest_load import Client, LoadSpec, Sample, run_load
+from bench.ingest_mix import Mix, Request
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -100,3 +104,35 @@ def test_bare_baseline_smoke(tmp_path: Path, pool: ProcessPoolExecutor) -> None:
     assert not session_processes(bare.pid)
     assert [s.code for s in result.samples] == [200] * 20
     assert summarize("bare", result).accepted_per_s > 0
+
+
+async def test_the_load_client_drops_idle_connections_the_server_may_be_closing() -> None:
+    """A keep-alive connection idle near the server's timeout (uvicorn: 5 s) may be closing
+    as a request is written on it: the client reuses only recently used ones."""
+    hits: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append("conn")
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Client(f"http://127.0.0.1:{port}", 5.0)
+    req = Request(0, "tok", b"{}", "application/json", "indicator")
+    try:
+        assert (await client.post(req))[0] == 200
+        assert (await client.post(req))[0] == 200
+        assert len(client.conns) == 1  # reused while fresh
+        client.idle[0].idle_since = time.monotonic() - ingest_load.KEEPALIVE_EXPIRY_S - 0.1
+        assert (await client.post(req))[0] == 200
+        assert len(client.conns) == 2 and hits == ["conn", "conn"]  # the stale one dropped
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
