@@ -41,6 +41,7 @@ class TickSink:
     def __init__(self) -> None:
         self.ticks: list[tuple[str, float, float]] = []
         self.numbers: list[tuple[str, int]] = []  # (symbol, feed number) of every tick
+        self.batches: list[int] = []  # ticks per call received
         self.refuse = 0  # the next calls that fail, as a dead or restarting host's would
 
     async def on_ticks(
@@ -52,6 +53,7 @@ class TickSink:
         if self.refuse > 0:
             self.refuse -= 1
             raise ConnectionError("target down")
+        self.batches.append(sum(len(tss) for tss, _ in batch.values()))
         for symbol, (tss, prices) in batch.items():
             self.ticks.extend((symbol, ts, px) for ts, px in zip(tss, prices, strict=True))
             if seqs is not None:
@@ -63,6 +65,9 @@ class TickSink:
 
     def got_numbers(self) -> list[tuple[str, int]]:
         return self.numbers
+
+    def got_batches(self) -> list[int]:
+        return self.batches
 
     def set_refuse(self, n: int) -> None:
         self.refuse = n
@@ -105,7 +110,9 @@ class Rig:
 
 
 @contextmanager
-def rig(symbols: list[str], spec: str = "tradingview", **options: Any) -> Iterator[Rig]:
+def rig(
+    symbols: list[str], spec: str = "tradingview", batch_ms: float = 0.0, **options: Any
+) -> Iterator[Rig]:
     ensure_ray()
     ns = f"jt-feed-{uuid.uuid4().hex[:8]}"
     config = SimConfig(heartbeat_s=0.05)
@@ -126,7 +133,7 @@ def rig(symbols: list[str], spec: str = "tradingview", **options: Any) -> Iterat
         feed = (
             tree_class(FeedActor)
             .options(name="feed", namespace=ns, num_cpus=0)
-            .remote(ns, source, symbols, [sink_name], 4.0, 1.0, 0.0)
+            .remote(ns, source, symbols, [sink_name], 4.0, 1.0, batch_ms)
         )
         try:
             ray.get(feed.start.remote())
@@ -311,3 +318,16 @@ def test_a_target_that_fails_gets_every_tick_later_in_order_and_numbered() -> No
         # tick n is stamped 1000 + n - 1
         assert hist["ticks"][MNQ] == ([1035.0, 1036.0, 1037.0, 1038.0, 1039.0], prices[35:], 36)
         assert hist["before"][MNQ] == (1034.0, prices[34]) and hist["last"][MNQ] == 40
+
+
+def test_a_lone_tick_goes_at_once_and_the_window_coalesces_what_follows() -> None:
+    """The coalescing window counts from the previous batch: the first tick goes at once (it
+    used to wait the window out, and take the ticks after it along), and the ticks pushed right
+    after it wait for the window's end and go as one batch."""
+    with rig([MNQ], spec="none", batch_ms=2000.0) as r:
+        ray.get(r.feed.push.remote([{"symbol": MNQ, "ts": 1000.0, "price": 21000.0}]))
+        r.status()  # a call later: the feed's loop has run in between
+        later = [{"symbol": MNQ, "ts": 1000.0 + i, "price": 21000.0 + 0.25 * i} for i in (1, 2)]
+        ray.get(r.feed.push.remote(later))  # well inside the window
+        r.wait_prices(3)
+        assert ray.get(r.sink.got_batches.remote()) == [1, 2]

@@ -207,14 +207,24 @@ class FeedActor:
                 self.wake[name].set()
 
     async def _send_loop(self, name: str) -> None:
+        """Send ``name`` its batches: at most one per ``batch_s`` window and one in flight.
+
+        The window is counted from the previous batch, not from the tick that woke the loop:
+        a tick that finds the window over goes at once (a lone tick in a quiet market, often
+        the one that crosses a stop, used to wait the whole window out), and ticks that arrive
+        within a window of the last batch, or while it is in flight, go together when it ends.
+        The call rate per target is bounded as before."""
+        last_sent = -float("inf")
         while True:
             await self.wake[name].wait()
-            if self.batch_s > 0:
-                await asyncio.sleep(self.batch_s)  # coalesce what arrives in the window
+            wait = last_sent + self.batch_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # coalesce what arrives in the rest of the window
             self.wake[name].clear()
             batch, self.pending[name] = self.pending[name], {}
             if not batch:
                 continue
+            last_sent = time.monotonic()
             self.inflight[name] = True
             try:
                 await self.targets[name].on_ticks.remote(
