@@ -15,8 +15,10 @@ would be answered. Baseline in the same run: a host ``ping`` round trip.
 
 (b) **tick → exit order submitted** at a steady 2,000 ticks/s for 30 s: ticks (a ±1-tick
 random walk that drifts back into a band of ±8 ticks around where it started, each tick
-stamped when generated) go to the host and the paper broker as the feed sends them: one batch
-in flight per target, ticks printed meanwhile coalesced into the next batch. Every recorder
+stamped when generated) go to the host and the paper broker as the feed sends them
+(:class:`Sender`): one batch in flight per target, at most one per coalescing window (the
+product's default, 5 ms; ``--batch-ms``), ticks printed meanwhile coalesced into the next
+batch. Every recorder
 holds a long with a 4-tick take profit and re-enters by signal every 0.25 s once flat, so
 exits keep firing: about one burst of 20 (one per account) per re-entry. (A free walk drifted
 away from the entries: 9 bursts in 30 s, too few for a p99.) Baseline in the same run: the
@@ -40,6 +42,7 @@ from actors.broker.actor import BrokerActor
 from actors.recorder.actor import RecorderActor
 from actors.recorder.config import RecorderSettings, Sizing, TakeProfit, TakeProfitTarget
 from actors.runtime import BROKER, actor_options, host_name, tree_class
+from actors.settings import Settings
 from actors.store import Store, repo
 from actors.supervisor import PAPER_LIMITS
 from bench.common import Report, machine
@@ -153,6 +156,30 @@ def ticks(host: Any, broker: Any, px: float, n: int) -> tuple[float, list[Any]]:
     return px, [broker.on_ticks.remote(batch), host.on_ticks.remote(batch)]
 
 
+class Sender:
+    """One feed target, sent to as :meth:`actors.feed.actor.FeedActor._send_loop` does: one
+    batch in flight, at most one batch per ``window_s`` counted from the previous batch, ticks
+    arriving meanwhile coalesced into the next (a slow target gets bigger batches, not a
+    growing queue)."""
+
+    def __init__(self, handle: Any, window_s: float) -> None:
+        self.handle, self.window_s = handle, window_s
+        self.tss: list[float] = []
+        self.prices: list[float] = []
+        self.in_flight: Any = None
+        self.last_sent = -float("inf")
+
+    def offer(self, tss: list[float], prices: list[float], now: float) -> None:
+        self.tss += tss
+        self.prices += prices
+        if not self.tss or now - self.last_sent < self.window_s:
+            return
+        if self.in_flight is not None and not ray.wait([self.in_flight], timeout=0)[0]:
+            return
+        self.in_flight = self.handle.on_ticks.remote({SYMBOL: (self.tss, self.prices)})
+        self.tss, self.prices, self.last_sent = [], [], now
+
+
 def latencies(broker: Any, kind: str) -> list[float]:
     """Milliseconds from cause to submission of orders whose id carries ``kind``."""
     return [ms for _, ms in timed_orders(broker, kind)]
@@ -180,7 +207,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--recorders", type=int, default=20)
+    ap.add_argument(
+        "--batch-ms",
+        type=float,
+        default=Settings.model_fields["feed_batch_ms"].default,
+        help="the feed's coalescing window (default: the product's, JT_FEED_BATCH_MS)",
+    )
     args = ap.parse_args()
+    window = args.batch_ms / 1000
     n_signals = 200 if args.quick else 1000
     seconds = 3.0 if args.quick else 30.0
     random.seed(7)
@@ -233,33 +267,25 @@ def main() -> None:
             [signal_item(store, rid, "buy") for rid in rids] for _ in range(int(seconds * 4) + 2)
         ]
         start = time.perf_counter()
-        sent, px, tss, prices = 0, px, [], []
-        in_flight: dict[str, Any] = {"host": None, "broker": None}
+        sent = 0
+        feed = {"host": Sender(host, window), "broker": Sender(broker, window)}
         pending: list[Any] = []
         last_reentry = start
         while (now := time.perf_counter()) - start < seconds:
             due = int((now - start) * RATE) - sent  # ticks the market printed since
+            tss, prices = [], []
             for _ in range(due):
                 px = step(px, START)
                 tss.append(time.time())
                 prices.append(px)
             sent += max(0, due)
-            # Like the feed: one batch in flight per target, ticks arriving meanwhile coalesce
-            # into the next batch (a slow target gets bigger batches, not a growing queue).
-            if tss and all(
-                r is None or not ray.wait([r], timeout=0)[1] for r in in_flight.values()
-            ):
-                batch = {SYMBOL: (tss, prices)}
-                in_flight = {
-                    "host": host.on_ticks.remote(batch),
-                    "broker": broker.on_ticks.remote(batch),
-                }
-                tss, prices = [], []
+            for target in feed.values():
+                target.offer(tss, prices, now)
             if now - last_reentry > 0.25:  # re-enter whatever took profit
                 last_reentry = now
                 pending.append(signals(host, reentries.pop()))
             time.sleep(0.001)
-        pending += [r for r in in_flight.values() if r is not None]
+        pending += [t.in_flight for t in feed.values() if t.in_flight is not None]
         ray.get(pending)
         elapsed = time.perf_counter() - start
         time.sleep(0.5)
@@ -303,6 +329,9 @@ def main() -> None:
             f"burst: p50 {pct(per_burst, 50):.1f} ms, p90 {pct(per_burst, 90):.1f} ms, max "
             f"{max(per_burst, default=float('nan')):.1f} ms. The orders of a burst are "
             "correlated, so the order p99 is set by the few slowest bursts"
+        )
+        report.notes.append(
+            f"feed coalescing window {args.batch_ms:g} ms (one batch in flight per target)"
         )
         report.notes.append(
             f"{args.recorders} recorders x 1 paper trader; {len(sig)} signal orders, "
