@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,13 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
-def build(recorders: int, with_traders: bool, tmp: Path) -> tuple[Any, Any, Store, list[int]]:
+def build(
+    recorders: int,
+    with_traders: bool,
+    tmp: Path,
+    recorder_cls: type = RecorderActor,
+    broker_cls: type = BrokerActor,
+) -> tuple[Any, Any, Store, list[int]]:
     ns = f"jt-bench-live-{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{tmp / f'{ns}.db'}"
     store = Store(url)
@@ -98,12 +105,12 @@ def build(recorders: int, with_traders: bool, tmp: Path) -> tuple[Any, Any, Stor
                 sub = repo.list_sub_accounts(s, acc.id)[0]
             repo.create_trader(store, user.id, rec.id, acc.id, sub.id)
     broker = (
-        tree_class(BrokerActor)
+        tree_class(broker_cls)
         .options(**actor_options(BROKER, ns))
         .remote(name=BROKER, kind="paper", namespace=ns, limits=PAPER_LIMITS)
     )
     host = (
-        tree_class(RecorderActor)
+        tree_class(recorder_cls)
         .options(**actor_options(host_name(0), ns))
         .remote(0, 1, url, 1.0, namespace=ns)
     )
@@ -203,7 +210,14 @@ def bursts(orders: list[tuple[float, float]]) -> list[float]:
     return list(worst.values())
 
 
-def main() -> None:
+def main(
+    argv: list[str] | None = None,
+    recorder_cls: type = RecorderActor,
+    broker_cls: type = BrokerActor,
+    inspect: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """The bench; ``bench.live_timeline`` passes instrumented actor classes and ``inspect``,
+    called with the live host and broker after both phases, before Ray shuts down."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--recorders", type=int, default=20)
@@ -213,7 +227,7 @@ def main() -> None:
         default=Settings.model_fields["feed_batch_ms"].default,
         help="the feed's coalescing window (default: the product's, JT_FEED_BATCH_MS)",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     window = args.batch_ms / 1000
     n_signals = 200 if args.quick else 1000
     seconds = 3.0 if args.quick else 30.0
@@ -223,7 +237,7 @@ def main() -> None:
     report.notes.append(str(machine()))
     tmp = Path(tempfile.mkdtemp(prefix="jt-bench-live-"))
     try:
-        host, broker, store, rids = build(args.recorders, True, tmp)
+        host, broker, store, rids = build(args.recorders, True, tmp, recorder_cls, broker_cls)
         px = START
         px, refs = ticks(host, broker, px, 1)
         ray.get(refs)
@@ -330,6 +344,8 @@ def main() -> None:
             f"{max(per_burst, default=float('nan')):.1f} ms. The orders of a burst are "
             "correlated, so the order p99 is set by the few slowest bursts"
         )
+        if inspect is not None:
+            inspect(host, broker)
         report.notes.append(
             f"feed coalescing window {args.batch_ms:g} ms (one batch in flight per target)"
         )

@@ -32,3 +32,21 @@ def test_live_latency_bench_runs_and_trades() -> None:
     # confirmed, so under load a few are sent after phase (a) is counted)
     assert 100 <= signal_orders <= 200
     assert tick_exits > 0  # take profits fired on ticks and reached the broker
+
+
+def test_live_timeline_reports_every_stage() -> None:
+    """The diagnostic runs the same bench with instrumented actors and prints the stages of
+    both order kinds and the host's writes."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.live_timeline", "--quick", "--recorders", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "signal orders:" in out and "tick exits (per burst):" in out
+    assert out.count("cause -> host send") == 2
+    signal_groups = int(out.split("signal orders:")[1].split()[0])
+    assert signal_groups >= 100  # the timeline matched most of the 200 signal orders
+    assert "host writes:" in out
