@@ -370,8 +370,8 @@ async def test_a_placement_that_overtakes_the_subscribe_still_reports_its_fill(
 
 
 async def test_the_desk_names_itself_on_every_placement_and_cancel(live: Desk) -> None:
-    desk = live
     """The desk's side: every ``place_many`` and ``cancel`` it sends carries its listener."""
+    desk = live
     calls: list[tuple[str, tuple[Any, ...]]] = []
     desk.route.hold = lambda method, args: bool(calls.append((method, args)))
     desk.price(20000.0)
