@@ -6,7 +6,6 @@ namespace, database and port, so systems never see each other's actors or rows.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -19,15 +18,10 @@ import httpx
 import ray
 import uvicorn
 
+from actors.broker.tradovate.sim.server import listen_socket
 from actors.runtime import SUPERVISOR, get
 from actors.settings import Settings
 from api.app import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -65,7 +59,8 @@ def ensure_ray() -> None:
 @contextmanager
 def running_system(database_url: str, **overrides: Any) -> Iterator[System]:
     ensure_ray()
-    port = free_port()
+    sock = listen_socket()  # bound until the server serves on it: no other socket takes the port
+    port = int(sock.getsockname()[1])
     defaults: dict[str, Any] = {
         "namespace": f"jt-test-{uuid.uuid4().hex[:10]}",
         "host": "127.0.0.1",
@@ -79,7 +74,7 @@ def running_system(database_url: str, **overrides: Any) -> Iterator[System]:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
@@ -93,6 +88,7 @@ def running_system(database_url: str, **overrides: Any) -> Iterator[System]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        sock.close()
         sup = get(SUPERVISOR, settings.namespace)
         ray.get(sup.shutdown.remote())
         ray.kill(sup, no_restart=True)

@@ -21,7 +21,7 @@ from actors.broker.tradovate.sim.app import create_app
 from actors.broker.tradovate.sim.config import SimConfig
 from actors.broker.tradovate.sim.core import TradovateSim
 
-__all__ = ["SimServer", "free_port"]
+__all__ = ["SimServer", "free_port", "listen_socket"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def listen_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A socket bound to ``host:port`` (0: any free port), for uvicorn's ``run(sockets=...)``.
+
+    Binding when the port is chosen, not when the server starts, closes the race of
+    :func:`free_port`: between choosing a port and binding it, any other socket of the machine
+    (an outgoing connection's local port included) could take it ("address already in use",
+    seen in CI)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
 
 
 class SimServer:
@@ -53,7 +66,8 @@ class SimServer:
     ) -> None:
         self.sim = sim or TradovateSim(config, faults)
         self.host = host
-        self.port = port or free_port(host)
+        self._sock = listen_socket(host, port or 0)
+        self.port = int(self._sock.getsockname()[1])
         self.app = create_app(self.sim, walk=walk, walk_interval_s=walk_interval_s)
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -89,7 +103,12 @@ class SimServer:
         return f"http://{self.host}:{self.port}/sim"
 
     def start(self, timeout_s: float = 15.0) -> SimServer:
-        self._thread = threading.Thread(target=self._server.run, name="tradovate-sim", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name="tradovate-sim",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -117,6 +136,7 @@ class SimServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
+        self._sock.close()
 
     def __enter__(self) -> SimServer:
         return self.start()
