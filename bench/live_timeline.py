@@ -23,6 +23,7 @@ import ray
 from actors.broker.actor import BrokerActor
 from actors.recorder.actor import RecorderActor
 from bench import live_latency
+from bench.live_latency import pct
 
 Event = tuple[str, float, float, int, float, float, float]
 """(kind, wall start, wall end, count, first cause ts, last cause ts, thread CPU seconds)."""
@@ -100,10 +101,6 @@ class TimedBroker(BrokerActor):
 
     async def timeline(self) -> list[Event]:
         return self._tl
-
-
-def pct(values: list[float], q: float) -> float:
-    return live_latency.pct(values, q)
 
 
 def stages(host: list[Event], broker: list[Event], sent: list[tuple[str, float, float]],

@@ -13,15 +13,21 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
-def test_live_latency_bench_runs_and_trades() -> None:
+def run_quick(module: str) -> str:
+    """Standard output of ``python -m <module> --quick --recorders 3``, which must succeed."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.live_latency", "--quick", "--recorders", "3"],
+        [sys.executable, "-m", module, "--quick", "--recorders", "3"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return proc.stdout
+
+
+def test_live_latency_bench_runs_and_trades() -> None:
+    out = run_quick("bench.live_latency")
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     metrics = {f["metric"] for f in result["figures"]}
     assert {"signal_to_order_p99", "tick_rate", "tick_to_exit_p99"} <= metrics
@@ -37,14 +43,7 @@ def test_live_latency_bench_runs_and_trades() -> None:
 def test_live_timeline_reports_every_stage() -> None:
     """The diagnostic runs the same bench with instrumented actors and prints the stages of
     both order kinds and the host's writes."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.live_timeline", "--quick", "--recorders", "3"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+    out = run_quick("bench.live_timeline")
     assert "signal orders:" in out and "tick exits (per burst):" in out
     assert out.count("cause -> host send") == 2
     signal_groups = int(out.split("signal orders:")[1].split()[0])
