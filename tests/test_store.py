@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 
 from actors.recorder.config import RecorderSettings, StopLoss, TakeProfit, TakeProfitTarget
 from actors.store import (
@@ -52,6 +52,7 @@ from actors.store import (
     upsert_position,
     upsert_positions,
 )
+from actors.store.repo.signals import RECEIVED
 
 #: the newest migration (new revisions must not require editing these tests)
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -490,7 +491,7 @@ def test_signal_status_and_pending(store: Store) -> None:
     rows = [_signal(store, rec.id, None, now=float(i))[0] for i in range(5)]
     _signal(store, rec.id, None, now=9.0, status="rejected")
     with store.read() as session:
-        assert [s.id for s in pending_signals(session, rec.id)] == [r.id for r in rows]
+        assert [s.id for s in pending_signals(session, [rec.id])] == [r.id for r in rows]
 
     updated = set_signal_status(store, rows[1].id or 0, "applied", applied_at=123.5)
     assert updated is not None and updated.applied_at == 123.5
@@ -501,7 +502,7 @@ def test_signal_status_and_pending(store: Store) -> None:
         set_signal_status(store, rows[0].id or 0, "done")
 
     with store.read() as session:
-        pending = pending_signals(session, rec.id)
+        pending = pending_signals(session, [rec.id])
         assert [s.id for s in pending] == [rows[0].id, rows[2].id, rows[4].id]
         filtered = get_signal(session, rows[3].id or 0)
         assert filtered is not None
@@ -517,6 +518,32 @@ def test_signal_status_and_pending(store: Store) -> None:
             2.0,
         ]
         assert len(list_signals(session, rec.id, limit=None)) == 6
+
+
+def test_pending_signals_of_several_recorders_in_one_indexed_query(store: Store) -> None:
+    """A host asks for the pending signals of all its recorders at once; the query runs over
+    the partial index, whatever the history (a bound status parameter would make SQLite
+    scan the table instead)."""
+    a, b, c = _recorder(store, "a"), _recorder(store, "b"), _recorder(store, "c")
+    assert a.id is not None and b.id is not None and c.id is not None
+    ids = {}
+    for i, rid in enumerate([a.id, b.id, c.id, a.id, c.id]):
+        ids[i] = _signal(store, rid, None, now=float(i))[0].id
+    _signal(store, b.id, None, now=9.0, status="applied")
+    with store.read() as session:
+        assert [s.id for s in pending_signals(session, [a.id, c.id])] == [
+            ids[0],
+            ids[2],
+            ids[3],
+            ids[4],
+        ]
+        assert [s.id for s in pending_signals(session)] == [ids[i] for i in range(5)]
+        assert pending_signals(session, []) == []
+        if store.is_sqlite:
+            stmt = select(Signal).where(RECEIVED).order_by(col(Signal.id))
+            sql = str(stmt.compile(session.get_bind()))
+            plan = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()
+            assert "ix_signals_received" in " ".join(str(row[-1]) for row in plan)
 
 
 # -- positions ---------------------------------------------------------------------------------

@@ -67,8 +67,7 @@ class CatchUp:
         with self.store.read() as s:
             rows = [
                 (sig.id, sig.recorder_id, (sig.parsed or {}).get("intent"))
-                for rid in self.recorders
-                for sig in repo.pending_signals(s, rid)
+                for sig in repo.pending_signals(s, self.recorders.keys())
             ]
         return sorted(
             ((sid, rid, intent) for sid, rid, intent in rows if sid is not None and rid),

@@ -94,7 +94,17 @@ class Signal(SQLModel, table=True):
     """One webhook delivery, stored raw before anything else happens to it."""
 
     __tablename__ = "signals"
-    __table_args__ = (sa.Index("ix_signals_recorder_id_id", "recorder_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_signals_recorder_id_id", "recorder_id", "id"),
+        # The few signals not applied yet (hosts look for them every few seconds): a partial
+        # index keeps that lookup independent of how much history the table holds.
+        sa.Index(
+            "ix_signals_received",
+            "id",
+            sqlite_where=sa.text("status = 'received'"),
+            postgresql_where=sa.text("status = 'received'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     recorder_id: int | None = Field(default=None, foreign_key="recorders.id")
