@@ -294,13 +294,22 @@ class Pair:
             b.bars.ranges.extend(bars["ranges"])
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _encode(obj: Any) -> dict[str, Any] | None:
+    """A dataclass as JSON-safe values (Fractions as strings). Field names are looked up once
+    per class: ``dataclasses.fields`` rebuilt them on every call, for every position row."""
     if obj is None:
         return None
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
     out: dict[str, Any] = {}
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        out[f.name] = str(v) if isinstance(v, Fraction) else (list(v) if isinstance(v, list) else v)
+    for name in names:
+        v = getattr(obj, name)
+        t = type(v)
+        out[name] = str(v) if t is Fraction else (list(v) if t is list else v)
     return out
 
 
