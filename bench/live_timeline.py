@@ -104,17 +104,16 @@ class TimedBroker(BrokerActor):
 
 
 def stages(host: list[Event], broker: list[Event], sent: list[tuple[str, float, float]],
-           kind: str) -> list[tuple[float, float, float, float, Event | None]]:  # fmt: skip
+           kind: str) -> list[tuple[float, float, float, float, float]]:  # fmt: skip
     """Per order group of ``kind`` ("-s" signals, "-x" tick exits), by cause: (total, cause →
-    host send starts, send ends → broker place, place → last sent) in ms, and the ticks call
-    that carried the cause (exits)."""
+    host send starts, send ends → broker place, place → last sent) in ms, and the cause's
+    time (a signal's arrival, a tick's print)."""
     groups: dict[float, list[float]] = {}
     for cl, created, at in sent:
         if kind in cl and created > 0:
             groups.setdefault(created, []).append(at)
     sends = [e for e in host if e[0] == "send"]
     places = {e[4]: e for e in broker if e[0] == "place"}
-    ticks = [e for e in host if e[0] == "ticks"]
     out = []
     for cause, ats in groups.items():
         place = places.get(cause)
@@ -124,14 +123,13 @@ def stages(host: list[Event], broker: list[Event], sent: list[tuple[str, float, 
         send = next((e for e in reversed(sends) if cause <= e[1] and e[2] <= place[1]), None)
         if send is None:
             continue
-        call = next((e for e in ticks if e[4] <= cause <= e[5]), None)
         out.append(
             (
                 (max(ats) - cause) * 1000,
                 (send[1] - cause) * 1000,
                 (place[1] - send[2]) * 1000,
                 (max(ats) - place[1]) * 1000,
-                call,
+                cause,
             )
         )
     return out
@@ -147,10 +145,8 @@ def report(host: list[Event], broker: list[Event], sent: list[tuple[str, float, 
         for i, name in enumerate(names):
             vals = [r[i] for r in rows]
             print(f"  {name:<24} {pct(vals, 50):7.2f} {pct(vals, 90):7.2f} {pct(vals, 99):7.2f}")
-        if kind == "-x":
-            for total, *_, call in sorted(rows, key=lambda r: -r[0])[:3]:
-                if call is not None:
-                    _around(host + broker, call[4], total)
+        for total, *_, cause in sorted(rows, key=lambda r: -r[0])[:3]:
+            _around(host + broker, cause, total, "signal" if kind == "-s" else "tick")
     writes = [e for e in host if e[0] == "write"]
     stalls = [e for e in writes if (e[2] - e[1]) - e[6] > 0.003]
     walls = [(e[2] - e[1]) * 1000 for e in writes]
@@ -160,9 +156,11 @@ def report(host: list[Event], broker: list[Event], sent: list[tuple[str, float, 
     )
 
 
-def _around(events: list[Event], cause: float, total: float) -> None:
+def _around(events: list[Event], cause: float, total: float, what: str) -> None:
     """The host's and broker's work from 50 ms before a burst's cause to its last order."""
-    print(f"\n  burst: last order {total:.1f} ms after its tick; work around it (ms from the tick)")
+    print(
+        f"\n  burst: last order {total:.1f} ms after its {what}; work around it (ms from the {what})"
+    )
     for kind, t0, t1, n, *_, cpu in sorted(events, key=lambda e: e[1]):
         if cause - 0.05 < t0 < cause + total / 1000 and (t1 - t0 > 0.0005 or kind != "ticks"):
             used = f"cpu {cpu * 1000:5.1f}" if cpu >= 0 else " " * 9
