@@ -93,6 +93,26 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def speed_probe(rounds: int = 7) -> float:
+    """Milliseconds of thread CPU for a fixed pure-Python workload (JSON, dicts, Fractions: what
+    the hosts spend their time on), the median of ``rounds``. The machine's speed swung about
+    2x within hours (shared host): a run's figures are comparable with another run's only
+    next to this probe, and with their same-run baselines."""
+    from fractions import Fraction
+
+    def once() -> float:
+        t = time.thread_time()
+        acc: dict[int, str] = {}
+        x = Fraction(0)
+        for i in range(4_000):
+            acc[i] = json.dumps({"i": i, "p": [i, i + 1], "s": str(i)})
+            x += Fraction(i, 4)
+        assert x > 0 and len(acc) == 4_000
+        return (time.thread_time() - t) * 1000
+
+    return statistics.median(once() for _ in range(rounds))
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process (Linux)."""
     with open(f"/proc/{pid}/statm") as f:

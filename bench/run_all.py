@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import machine
+from bench.common import machine, speed_probe
 
 BENCHES = ["tick_path", "ingest", "memory", "startup", "kill_switch", "live_latency"]
 HERE = Path(__file__).parent
@@ -49,7 +49,9 @@ def table(results: list[dict]) -> str:
 
 def main() -> None:
     names = sys.argv[1:] or BENCHES
+    before = speed_probe()
     results = [run(n) for n in names]
+    after = speed_probe()
     m = machine()
     notes = [f"- {r['bench']}: {n}" for r in results for n in r["notes"]]
     text = "\n".join(
@@ -58,6 +60,8 @@ def main() -> None:
             "",
             f"Machine: {m.get('cpu', '?')}, {m['cpus']} CPUs, {m.get('mem_gb', '?')} GB; Python {m['python']}; {m['date']}.",
             "Reproduce with `make bench` (or `python -m bench.<name>` for one).",
+            f"Machine speed probe (`bench.common.speed_probe`, a fixed pure-Python workload; lower"
+            f" is faster): {before:.1f} ms before the benches, {after:.1f} ms after.",
             "",
             table(results),
             "",
