@@ -34,6 +34,14 @@ HEALTH = "health"
 #: (``.options()`` rejects them), and a class whose method names a group fails to be created
 #: without them: make tree actors remote with :func:`tree_class`.
 CONCURRENCY_GROUPS: dict[str, int] = {HEALTH: 1}
+#: The calls a broker actor and a recorder host take over their direct channels (same-node
+#: Unix sockets, :mod:`actors.channel`): the hot path of orders, fills and ticks.
+BROKER_CHANNEL = ("place_many", "cancel", "subscribe", "on_ticks")
+HOST_CHANNEL = ("on_broker_events", "on_ticks", "on_signals")
+#: What the API's webhook dispatcher sends a host over its channel.
+API_CHANNEL = ("on_signals",)
+#: What a feed sends its targets (hosts, the paper broker) over their channels.
+FEED_CHANNEL = ("on_ticks",)
 ADMIT_TIMEOUT_S = 3.0
 BEAT_S = 0.5
 

@@ -28,6 +28,7 @@ same tick stream through a host with no live pairs (its batch round trip).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import statistics
 import tempfile
@@ -40,9 +41,10 @@ from typing import Any
 import ray
 
 from actors.broker.actor import BrokerActor
+from actors.channel import Direct
 from actors.recorder.actor import RecorderActor
 from actors.recorder.config import RecorderSettings, Sizing, TakeProfit, TakeProfitTarget
-from actors.runtime import BROKER, actor_options, host_name, tree_class
+from actors.runtime import BROKER, FEED_CHANNEL, actor_options, host_name, tree_class
 from actors.settings import Settings
 from actors.store import Store, repo
 from actors.supervisor import PAPER_LIMITS
@@ -167,13 +169,13 @@ class Sender:
     """One feed target, sent to as :meth:`actors.feed.actor.FeedActor._send_loop` does: one
     batch in flight, at most one batch per ``window_s`` counted from the previous batch, ticks
     arriving meanwhile coalesced into the next (a slow target gets bigger batches, not a
-    growing queue)."""
+    growing queue). Over the target's direct channel once it is up, as the feed's batches go."""
 
     def __init__(self, handle: Any, window_s: float) -> None:
-        self.handle, self.window_s = handle, window_s
+        self.handle, self.window_s = Direct(handle, FEED_CHANNEL), window_s
         self.tss: list[float] = []
         self.prices: list[float] = []
-        self.in_flight: Any = None
+        self.in_flight: asyncio.Future[Any] | None = None
         self.last_sent = -float("inf")
 
     def offer(self, tss: list[float], prices: list[float], now: float) -> None:
@@ -181,10 +183,58 @@ class Sender:
         self.prices += prices
         if not self.tss or now - self.last_sent < self.window_s:
             return
-        if self.in_flight is not None and not ray.wait([self.in_flight], timeout=0)[0]:
+        if self.in_flight is not None and not self.in_flight.done():
             return
-        self.in_flight = self.handle.on_ticks.remote({SYMBOL: (self.tss, self.prices)})
+        call = self.handle.on_ticks.remote({SYMBOL: (self.tss, self.prices)})
+        self.in_flight = asyncio.ensure_future(call)
         self.tss, self.prices, self.last_sent = [], [], now
+
+
+async def stream(
+    host: Any, broker: Any, px: float, seconds: float, window: float, reentries: list[Any]
+) -> tuple[int, float, float]:
+    """(b)'s market: ``RATE`` ticks/s to the host and the broker for ``seconds``, the recorders
+    re-entering every 0.25 s. Returns (ticks sent, elapsed s, last price)."""
+    start = time.perf_counter()
+    sent = 0
+    feed = {"host": Sender(host, window), "broker": Sender(broker, window)}
+    pending: list[Any] = []
+    last_reentry = start
+    while (now := time.perf_counter()) - start < seconds:
+        due = int((now - start) * RATE) - sent  # ticks the market printed since
+        tss, prices = [], []
+        for _ in range(due):
+            px = step(px, START)
+            tss.append(time.time())
+            prices.append(px)
+        sent += max(0, due)
+        for target in feed.values():
+            target.offer(tss, prices, now)
+        if now - last_reentry > 0.25:  # re-enter whatever took profit
+            last_reentry = now
+            pending.append(signals(host, reentries.pop()))
+        await asyncio.sleep(0.001)
+    pending += [t.in_flight for t in feed.values() if t.in_flight is not None]
+    await asyncio.gather(*pending)
+    return sent, time.perf_counter() - start, px
+
+
+async def round_trips(host: Any, broker: Any, px: float, n: int) -> tuple[float, list[float]]:
+    """The baseline: ``n`` batches of ``BATCH`` ticks, each sent to both and awaited, over the
+    same channels as the stream (the first few go through Ray while they connect)."""
+    targets = [Direct(broker, FEED_CHANNEL), Direct(host, FEED_CHANNEL)]
+    rtts = []
+    for _ in range(n):
+        tss, prices = [], []
+        for _ in range(BATCH):
+            px = step(px, START)
+            tss.append(time.time())
+            prices.append(px)
+        batch = {SYMBOL: (tss, prices)}
+        t0 = time.perf_counter()
+        await asyncio.gather(*[t.on_ticks.remote(batch) for t in targets])
+        rtts.append((time.perf_counter() - t0) * 1000)
+    return px, rtts
 
 
 def latencies(broker: Any, kind: str) -> list[float]:
@@ -280,28 +330,7 @@ def main(
         reentries = [
             [signal_item(store, rid, "buy") for rid in rids] for _ in range(int(seconds * 4) + 2)
         ]
-        start = time.perf_counter()
-        sent = 0
-        feed = {"host": Sender(host, window), "broker": Sender(broker, window)}
-        pending: list[Any] = []
-        last_reentry = start
-        while (now := time.perf_counter()) - start < seconds:
-            due = int((now - start) * RATE) - sent  # ticks the market printed since
-            tss, prices = [], []
-            for _ in range(due):
-                px = step(px, START)
-                tss.append(time.time())
-                prices.append(px)
-            sent += max(0, due)
-            for target in feed.values():
-                target.offer(tss, prices, now)
-            if now - last_reentry > 0.25:  # re-enter whatever took profit
-                last_reentry = now
-                pending.append(signals(host, reentries.pop()))
-            time.sleep(0.001)
-        pending += [t.in_flight for t in feed.values() if t.in_flight is not None]
-        ray.get(pending)
-        elapsed = time.perf_counter() - start
+        sent, elapsed, px = asyncio.run(stream(host, broker, px, seconds, window, reentries))
         time.sleep(0.5)
         exit_orders = timed_orders(broker, "-x")
         exits = [ms for _, ms in exit_orders]
@@ -317,12 +346,7 @@ def main(
 
         # baseline: the same stream through a host without live pairs
         host2, broker2, _store2, _ = build(args.recorders, False, tmp)
-        rtts = []
-        for _ in range(int(seconds * RATE / BATCH / 4)):
-            t0 = time.perf_counter()
-            px, refs = ticks(host2, broker2, px, BATCH)
-            ray.get(refs)
-            rtts.append((time.perf_counter() - t0) * 1000)
+        px, rtts = asyncio.run(round_trips(host2, broker2, px, int(seconds * RATE / BATCH / 4)))
         print(
             f"  baseline tick batch round trip: p50={pct(rtts, 50):.2f} ms p99={pct(rtts, 99):.2f} ms"
         )

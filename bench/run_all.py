@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.common import machine, speed_probe
 
-BENCHES = ["tick_path", "ingest", "memory", "startup", "kill_switch", "live_latency"]
+BENCHES = ["tick_path", "ingest", "memory", "startup", "kill_switch", "live_latency", "hop"]
 HERE = Path(__file__).parent
 
 

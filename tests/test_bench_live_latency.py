@@ -49,3 +49,19 @@ def test_live_timeline_reports_every_stage() -> None:
     signal_groups = int(out.split("signal orders:")[1].split()[0])
     assert signal_groups >= 100  # the timeline matched most of the 200 signal orders
     assert "host writes:" in out
+
+
+def test_hop_bench_measures_both_ways() -> None:
+    """bench.hop sends over Ray and over the direct channel and reports both."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.hop", "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    figures = json.loads(line.removeprefix("RESULT "))["figures"]
+    assert {f["metric"] for f in figures} == {
+        "one-way hop p50, direct channel",
+        "one-way hop p99, direct channel",
+    }
+    assert all(f["value"] > 0 and f["baseline"] > 0 for f in figures)
+    assert "Ray actor call: n=200" in proc.stdout and "direct channel: n=200" in proc.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,9 +12,13 @@ from typing import Any
 
 import pytest
 import ray
+from ray.exceptions import RayActorError
 
+from actors import channel
 from actors.broker.actor import BrokerActor, broker_actor_class
-from actors.broker.base import OrderRequest, OrderState, Priority
+from actors.broker.base import OrderRequest, OrderState, Priority, UnknownOrder
+from actors.channel import ChannelClosed, Direct
+from actors.runtime import BROKER_CHANNEL
 
 pytestmark = pytest.mark.ray
 
@@ -382,3 +387,40 @@ def test_event_dicts_equal_asdict_for_every_event_type() -> None:
         assert event_to_dict(ev) == {"type": event_to_dict(ev)["type"], **asdict(ev)}
         assert not any(isinstance(v, (list, dict, tuple, set)) for v in asdict(ev).values())
     assert [event_to_dict(ev)["type"] for ev in samples] == ["order", "fill", "position"]
+
+
+async def test_calls_move_to_the_direct_channel_and_survive_a_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller on the broker's node (as a host is): after its first call, which goes through
+    Ray while the channel connects, orders, cancels and ticks go over the channel with Ray's
+    answers and errors. When the actor restarts, calls go through Ray again until the new
+    process's channel is up."""
+    monkeypatch.setattr(channel, "RETRY_S", 0.05)
+    broker = new_broker()
+    direct = Direct(broker, BROKER_CHANNEL)
+
+    async def until_connected() -> None:
+        deadline = time.monotonic() + 30
+        while not direct.connected:
+            assert time.monotonic() < deadline, "the channel never connected"
+            # while the actor restarts, a call may fail (through Ray, or on the old channel)
+            with contextlib.suppress(RayActorError, ChannelClosed):
+                await direct.on_ticks.remote({MNQ: ([time.time()], [20000.0])})
+            await asyncio.sleep(0.02)
+
+    assert await direct.on_ticks.remote({MNQ: ([time.time()], [20000.0])}) == 1
+    await until_connected()
+    before = dict(direct.sent)
+    [state] = await direct.place_many.remote([req("d1", "buy", 2)])
+    assert (state.status, state.filled_qty, state.avg_fill_price) == ("filled", 2, 20000.0)
+    with pytest.raises(UnknownOrder):
+        await direct.cancel.remote("never-placed", Priority.EXIT)
+    assert direct.sent["channel"] - before["channel"] == 2 and direct.sent["ray"] == before["ray"]
+    assert (await broker.status.remote())["channel_calls"] >= 2
+
+    ray.kill(broker, no_restart=False)
+    await until_connected()  # through Ray meanwhile, then the new process's socket
+    sent = direct.sent["channel"]
+    [state] = await direct.place_many.remote([req("d2", "sell", 1)])
+    assert state.status == "filled" and direct.sent["channel"] == sent + 1

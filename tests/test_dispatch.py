@@ -4,10 +4,13 @@ result, in order; a failed call fails every waiter in it (they answer 202, the s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from ray.exceptions import ActorUnavailableError
 
+from actors.channel import ChannelClosed
 from api.dispatch import HostDispatcher
 
 
@@ -74,13 +77,20 @@ async def test_a_failed_call_fails_every_waiter_in_it() -> None:
         await d.submit(99, 1, {})
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: ActorUnavailableError("restarting", None),
+        lambda: ChannelClosed("channel closed before the answer: outcome unknown"),
+    ],
+    ids=["ray", "channel"],
+)
 async def test_a_host_restarting_gets_the_batch_again_in_order(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, error: Callable[[], Exception]
 ) -> None:
     """Signals stored while the host restarts are delivered as soon as it answers again, before
-    the ones that came after them (the webhook has answered 202 meanwhile)."""
-    from ray.exceptions import ActorUnavailableError
-
+    the ones that came after them (the webhook has answered 202 meanwhile), whether the call
+    went through Ray or over the host's channel."""
     import api.dispatch as dispatch
 
     monkeypatch.setattr(dispatch, "REDELIVER_EVERY_S", 0.001)
@@ -92,7 +102,7 @@ async def test_a_host_restarting_gets_the_batch_again_in_order(
         await asyncio.sleep(0.001)
         if refusals[0] > 0:
             refusals[0] -= 1
-            raise ActorUnavailableError("restarting", None)
+            raise error()
         return [{"status": "applied", "signal_id": sid} for sid, _, _ in items]
 
     host.call = flaky  # type: ignore[method-assign]
@@ -106,5 +116,5 @@ async def test_a_host_restarting_gets_the_batch_again_in_order(
     assert host.batches[4] == [2] and host.redelivered[4] is False
     d.retry_for_s = 0.0  # out of patience: the waiters learn it (their signals stay stored)
     refusals[0] = 1
-    with pytest.raises(ActorUnavailableError):
+    with pytest.raises(type(error())):
         await d.submit(3, 7, {})

@@ -237,6 +237,10 @@ async def live(
     assert trader.id is not None
     route = Route()
     monkeypatch.setattr(desk_orders, "ray", SimpleNamespace(get_actor=lambda *a, **k: route))
+    # Every call goes through the Route (which reorders and drops them as Ray may): with Ray
+    # running in this process (an earlier test module's), the in-process broker actor would
+    # answer ``channel()`` and the desk would bypass the Route over a direct channel.
+    monkeypatch.setenv("JT_CHANNELS", "0")
     config = TradovateConfig(
         credentials=Credentials("simuser", "simpass", "JustTrades", "1.0", 0, "sec", "dev"),
         endpoints=Endpoints.local(sim.base_url.removesuffix("/v1")),

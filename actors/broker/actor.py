@@ -72,7 +72,8 @@ from actors.broker.paper import PaperBroker
 from actors.broker.queue import Job, JobQueue, resolve
 from actors.broker.state import STATUS_RANK as _STATUS_RANK  # noqa: F401  (re-exported)
 from actors.broker.state import merge_state
-from actors.runtime import HEALTH, Beat, admit, freeze_startup_heap, tree_class
+from actors.channel import ChannelServer, channel_info
+from actors.runtime import BROKER_CHANNEL, HEALTH, Beat, admit, freeze_startup_heap, tree_class
 
 __all__ = ["DEFAULT_LIMITS", "BrokerActor", "broker_actor_class"]
 
@@ -141,6 +142,7 @@ class BrokerActor(KillMethods):
         self._killswitch = KillSwitch()
         self.counts: Counter[str] = Counter()
         self._listeners = Listeners(name, namespace, self.counts)
+        self._channel = ChannelServer(self, BROKER_CHANNEL)
         freeze_startup_heap()
 
     @staticmethod
@@ -339,6 +341,7 @@ class BrokerActor(KillMethods):
             "open_positions": sum(1 for p in self._positions.values() if p.net_pos != 0),
             "subscribers": self._listeners.status(),
             "counts": dict(self.counts),
+            "channel_calls": self._channel.calls,  # calls that came over the direct channel
             **self._killswitch.status(),
         }
 
@@ -381,6 +384,11 @@ class BrokerActor(KillMethods):
                 on_price(symbol, float(ts), float(price))
                 count += 1
         return count
+
+    async def channel(self) -> tuple[str | None, str]:
+        """This actor's direct channel (node, socket), started on first ask (on the default
+        loop, where its calls must run)."""
+        return await channel_info(self._channel)
 
     async def subscribe(self, listener_name: str) -> None:
         """Send every later event, in order, to the named actor's ``on_broker_events(list)``.

@@ -18,6 +18,8 @@ from typing import Any
 import ray
 
 from actors.broker.base import BrokerEvent, event_to_dict
+from actors.channel import Direct, drop
+from actors.runtime import HOST_CHANNEL
 
 __all__ = ["MAX_PENDING_EVENTS", "Listeners", "Subscriber"]
 
@@ -89,11 +91,14 @@ class Listeners:
             batch, sub.pending = sub.pending, []
             try:
                 if sub.handle is None:
-                    sub.handle = ray.get_actor(sub.name, namespace=self.namespace)
+                    sub.handle = Direct(
+                        ray.get_actor(sub.name, namespace=self.namespace), HOST_CHANNEL
+                    )
                 await sub.handle.on_broker_events.remote(batch)
                 sub.delivered += len(batch)
             except Exception as exc:
                 # Lost for this listener (it resyncs from the reads); look it up again next time.
+                drop(sub.handle)
                 sub.handle = None
                 sub.errors += 1
                 self.counts["listener_errors"] += 1

@@ -29,6 +29,7 @@ from typing import Any
 
 import ray
 
+from actors.channel import Direct, drop
 from actors.feed.live import LiveFeed, market_status
 from actors.feed.options import FeedOptions
 from actors.feed.ring import TickRing, history
@@ -36,7 +37,7 @@ from actors.feed.sources.base import Tick
 from actors.feed.sources.replay import ReplaySource
 from actors.feed.sources.simulated import SimulatedSource
 from actors.instruments import normalize, spec_for
-from actors.runtime import HEALTH, Beat, admit
+from actors.runtime import FEED_CHANNEL, HEALTH, Beat, admit
 
 log = logging.getLogger("justtrades.feed")
 
@@ -118,10 +119,15 @@ class FeedActor:
     def _add_target(self, name: str) -> None:
         if name in self.targets:
             return
-        self.targets[name] = ray.get_actor(name, namespace=self.namespace)
+        self.targets[name] = self._lookup(name)
         self.pending[name] = {}
         self.wake[name] = asyncio.Event()
         self.senders[name] = asyncio.get_running_loop().create_task(self._send_loop(name))
+
+    def _lookup(self, name: str) -> Any:
+        """A target's handle; its batches go over the target's direct channel when it runs on
+        this node (:mod:`actors.channel`)."""
+        return Direct(ray.get_actor(name, namespace=self.namespace), FEED_CHANNEL)
 
     async def set_targets(self, names: list[str]) -> None:
         for name in names:
@@ -132,7 +138,8 @@ class FeedActor:
         the cached handle still points at the dead one. False when it is not a target."""
         if name not in self.targets:
             return False
-        self.targets[name] = ray.get_actor(name, namespace=self.namespace)
+        drop(self.targets[name])
+        self.targets[name] = self._lookup(name)
         return True
 
     # -- sources --------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Any
 
 import ray
 
-from actors.runtime import HEALTH, Beat, admit, freeze_startup_heap, reconstructed
+from actors.channel import ChannelServer, channel_info
+from actors.runtime import HEALTH, HOST_CHANNEL, Beat, admit, freeze_startup_heap, reconstructed
 
 #: The host's remote interface (all coroutines on RecorderHost).
 METHODS = (
@@ -54,7 +55,12 @@ class RecorderActor:
 
         self._host = RecorderHost(*args, **kwargs)
         self._beat = Beat().start()
+        self._channel = ChannelServer(self, HOST_CHANNEL)
         freeze_startup_heap()
+
+    async def channel(self) -> tuple[str | None, str]:
+        """This host's direct channel (node, socket) for broker events and ticks."""
+        return await channel_info(self._channel)
 
 
 def _delegate(name: str) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlmodel import Session
 
 from actors.broker.logins import broker_account
+from actors.channel import drop
 from actors.instruments import spec_for
 from actors.reconciler.desk import Reconciling
 from actors.recorder.catchup import FeedMarks
@@ -270,7 +271,7 @@ class LiveDesk(Reconciling, OrderTraffic):
         False when no live pair of this host trades there."""
         if not any(lh.broker == broker for lh in self.by_key.values()):
             return False
-        self.handles.pop(broker, None)  # re-created (not restarted) by the supervisor: new actor
+        drop(self.handles.pop(broker, None))  # re-created (not restarted): a new actor
         try:
             self._handle(broker)
         except ValueError:

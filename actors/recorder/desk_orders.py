@@ -30,7 +30,9 @@ from actors.broker.base import (
     UnknownOrder,
     event_to_dict,
 )
+from actors.channel import Direct
 from actors.recorder.live import LiveOutcome
+from actors.runtime import BROKER_CHANNEL
 
 if TYPE_CHECKING:
     from actors.recorder.desk import LiveDesk, LiveHosted
@@ -111,7 +113,9 @@ class OrderTraffic:
     def _handle(self: LiveDesk, name: str) -> Any:
         h = self.handles.get(name)
         if h is None:
-            h = self.handles[name] = ray.get_actor(name, namespace=self.namespace)
+            h = self.handles[name] = Direct(
+                ray.get_actor(name, namespace=self.namespace), BROKER_CHANNEL
+            )
             self._subscribe(name, time.time())
         return h
 
