@@ -11,12 +11,14 @@ include the host's commit of the order rows before sending (durable before sent)
 
 (a) **signal → order submitted**: signals alternate ``buy`` / ``close`` per recorder (no
 protective stop, so each signal is exactly one market order), sent one at a time as a webhook
-would be answered. Baseline in the same run: a host ``ping`` round trip.
+would be answered, the way the API's dispatcher sends them (``on_signals`` over the host's
+direct channel, :mod:`actors.channel`; ``JT_CHANNELS=0``: through Ray). Baseline in the same
+run: a host ``ping`` round trip (through Ray).
 
 (b) **tick → exit order submitted** at a steady 2,000 ticks/s for 30 s: ticks (a ±1-tick
 random walk that drifts back into a band of ±8 ticks around where it started, each tick
 stamped when generated) go to the host and the paper broker as the feed sends them
-(:class:`Sender`): one batch in flight per target, at most one per coalescing window (the
+(:class:`Sender`, over the targets' direct channels): one batch in flight per target, at most one per coalescing window (the
 product's default, 5 ms; ``--batch-ms``), ticks printed meanwhile coalesced into the next
 batch. Every recorder
 holds a long with a 4-tick take profit and re-enters by signal every 0.25 s once flat, so
@@ -44,7 +46,14 @@ from actors.broker.actor import BrokerActor
 from actors.channel import Direct
 from actors.recorder.actor import RecorderActor
 from actors.recorder.config import RecorderSettings, Sizing, TakeProfit, TakeProfitTarget
-from actors.runtime import BROKER, FEED_CHANNEL, actor_options, host_name, tree_class
+from actors.runtime import (
+    API_CHANNEL,
+    BROKER,
+    FEED_CHANNEL,
+    actor_options,
+    host_name,
+    tree_class,
+)
 from actors.settings import Settings
 from actors.store import Store, repo
 from actors.supervisor import PAPER_LIMITS
@@ -190,6 +199,23 @@ class Sender:
         self.tss, self.prices, self.last_sent = [], [], now
 
 
+async def signal_phase(host: Any, store: Store, rids: list[int], n: int) -> list[float]:
+    """(a): ``n`` signals one at a time, alternately buy and close per recorder, each sent as
+    the API's webhook dispatcher sends it (``on_signals``, over the host's direct channel once
+    it is up). Returns the baseline: a host ``ping`` after each (through Ray: pings are served
+    by a concurrency group of their own)."""
+    api = Direct(host, API_CHANNEL)
+    pings = []
+    for i in range(n):
+        rid = rids[i % len(rids)]
+        action = "buy" if (i // len(rids)) % 2 == 0 else "close"
+        await api.on_signals.remote([signal_item(store, rid, action)])
+        t0 = time.perf_counter()
+        await host.ping.remote()
+        pings.append((time.perf_counter() - t0) * 1000)
+    return pings
+
+
 async def stream(
     host: Any, broker: Any, px: float, seconds: float, window: float, reentries: list[Any]
 ) -> tuple[int, float, float]:
@@ -198,6 +224,7 @@ async def stream(
     start = time.perf_counter()
     sent = 0
     feed = {"host": Sender(host, window), "broker": Sender(broker, window)}
+    api = Direct(host, API_CHANNEL)
     pending: list[Any] = []
     last_reentry = start
     while (now := time.perf_counter()) - start < seconds:
@@ -212,7 +239,7 @@ async def stream(
             target.offer(tss, prices, now)
         if now - last_reentry > 0.25:  # re-enter whatever took profit
             last_reentry = now
-            pending.append(signals(host, reentries.pop()))
+            pending.append(signals(api, reentries.pop()))
         await asyncio.sleep(0.001)
     pending += [t.in_flight for t in feed.values() if t.in_flight is not None]
     await asyncio.gather(*pending)
@@ -293,14 +320,7 @@ def main(
         ray.get(refs)
 
         # (a) signal -> order submitted
-        pings = []
-        for i in range(n_signals):
-            rid = rids[i % len(rids)]
-            action = "buy" if (i // len(rids)) % 2 == 0 else "close"
-            ray.get(signal(host, store, rid, action))
-            t0 = time.perf_counter()
-            ray.get(host.ping.remote())
-            pings.append((time.perf_counter() - t0) * 1000)
+        pings = asyncio.run(signal_phase(host, store, rids, n_signals))
         time.sleep(0.5)
         sig = latencies(broker, "-s")
         p50, p99 = pct(sig, 50), pct(sig, 99)
