@@ -194,7 +194,9 @@ class Sender:
             return
         if self.in_flight is not None and not self.in_flight.done():
             return
-        call = self.handle.on_ticks.remote({SYMBOL: (self.tss, self.prices)})
+        # as the feed sends them: with when each tick reached it (here: when it was printed)
+        batch = {SYMBOL: (self.tss, self.prices)}
+        call = self.handle.on_ticks.remote(batch, None, None, {SYMBOL: self.tss})
         self.in_flight = asyncio.ensure_future(call)
         self.tss, self.prices, self.last_sent = [], [], now
 
@@ -259,7 +261,9 @@ async def round_trips(host: Any, broker: Any, px: float, n: int) -> tuple[float,
             prices.append(px)
         batch = {SYMBOL: (tss, prices)}
         t0 = time.perf_counter()
-        await asyncio.gather(*[t.on_ticks.remote(batch) for t in targets])
+        await asyncio.gather(
+            *[t.on_ticks.remote(batch, None, None, {SYMBOL: tss}) for t in targets]
+        )
         rtts.append((time.perf_counter() - t0) * 1000)
     return px, rtts
 

@@ -43,12 +43,14 @@ class TickSink:
         self.numbers: list[tuple[str, int]] = []  # (symbol, feed number) of every tick
         self.batches: list[int] = []  # ticks per call received
         self.refuse = 0  # the next calls that fail, as a dead or restarting host's would
+        self.received: list[float] = []  # when the feed received each tick, in order
 
     async def on_ticks(
         self,
         batch: dict[str, tuple[list[float], list[float]]],
         seqs: dict[str, int] | None = None,
         epoch: float | None = None,
+        recv: dict[str, list[float]] | None = None,
     ) -> int:
         if self.refuse > 0:
             self.refuse -= 1
@@ -58,6 +60,9 @@ class TickSink:
             self.ticks.extend((symbol, ts, px) for ts, px in zip(tss, prices, strict=True))
             if seqs is not None:
                 self.numbers.extend((symbol, seqs[symbol] + i) for i in range(len(tss)))
+            if recv is not None:
+                assert len(recv[symbol]) == len(tss)  # one receive time per tick
+                self.received.extend(recv[symbol])
         return sum(len(t) for t, _ in batch.values())
 
     def got(self) -> list[tuple[str, float, float]]:
@@ -65,6 +70,9 @@ class TickSink:
 
     def got_numbers(self) -> list[tuple[str, int]]:
         return self.numbers
+
+    def got_received(self) -> list[float]:
+        return self.received
 
     def got_batches(self) -> list[int]:
         return self.batches
@@ -305,10 +313,19 @@ def test_a_target_that_fails_gets_every_tick_later_in_order_and_numbered() -> No
     with rig([MNQ], spec="none") as r:
         ray.get(r.sink.set_refuse.remote(3))
         prices = [21000.0 + 0.25 * i for i in range(40)]
+        pushed = []
         for i, px in enumerate(prices):
+            pushed.append(time.time())
             ray.get(r.feed.push.remote([{"symbol": MNQ, "ts": 1000.0 + i, "price": px}]))
         assert r.wait_prices(len(prices)) == [(MNQ, px) for px in prices]
         assert ray.get(r.sink.got_numbers.remote()) == [(MNQ, n) for n in range(1, 41)]
+        # each tick's receive time stays with it through the failed sends: taken when the feed
+        # got it (after the push began, before the next push), not when it was finally sent
+        received = ray.get(r.sink.got_received.remote())
+        assert len(received) == 40
+        assert all(
+            a <= t <= b for a, t, b in zip(pushed, received, [*pushed[1:], 1e18], strict=True)
+        )
         st = r.status()
         assert st["errors"] >= 3 and st["targets_down"] == {} and st["ticks_dropped"] == 0
         hist = ray.get(r.feed.history.remote({MNQ: {"epoch": 0.0, "seq": 5.0}}))

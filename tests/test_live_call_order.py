@@ -388,6 +388,19 @@ async def test_the_desk_names_itself_on_every_placement_and_cancel(live: Desk) -
     assert all(a[-1] == desk.desk.listener for _, a in sent)
 
 
+async def test_the_desk_stamps_when_it_sent_each_order(live: Desk) -> None:
+    """``sent_ts`` (what a new position's first ticks are judged by, LiveTicks.on_batch) is
+    the instant the desk handed the order over, after its rows committed."""
+    desk = live
+    desk.price(20000.0)
+    before = time.time()
+    desk.signal("buy")
+    (entry,) = desk.book.orders.values()
+    assert before <= entry.sent_ts <= time.time()
+    await desk.until(lambda: desk.book.net == 1, "long 1")
+    assert desk.book.fresh is not None and desk.book.fresh[1] == entry.sent_ts
+
+
 async def test_an_answer_after_a_reload_goes_to_the_new_pair(live: Desk) -> None:
     """A recorder reloaded (the API changed it) while its entry was out: the placement's answer,
     which comes back after the reload, goes to the pair hosted now, rebuilt from the store with

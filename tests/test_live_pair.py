@@ -306,3 +306,48 @@ def test_a_sent_cancel_is_in_the_saved_state() -> None:
     rebuilt.restore(symbol, h.pair.snapshot(symbol))
     order = rebuilt.order(cl)
     assert order is not None and order.cancel_sent
+
+
+def test_a_new_position_does_not_see_ticks_received_before_its_entry_was_sent() -> None:
+    """Ticks the feed received before the entry order went out printed before the fill: they
+    move the pair's last price but not the new position (no excursion, no target). The first
+    tick received after the send, and everything after it, counts. Without receive times (a
+    replay) every tick counts, as before."""
+    from actors.recorder.config import Sizing, TakeProfit, TakeProfitTarget
+
+    cfg = RecorderSettings(
+        sizing=Sizing(allow_add=False),
+        take_profit=TakeProfit(targets=[TakeProfitTarget(value=4, trim=100)]),
+    )
+    symbol = "MNQZ5"
+    sent = 100.0
+    results = {}
+    for recv_given in (True, False):
+        h = Harness(LivePair(trader(), cfg, spec_for))
+        money = h.pair.book(symbol).money
+        h.tick(symbol, 1.0, float(money.price(5000)))
+        h.hold = lambda d: True  # the broker's answers wait: the desk stamps the send first
+        h.signal(symbol, 2.0, "buy", 1)
+        b = h.pair.book(symbol)
+        (entry,) = b.orders.values()
+        entry.sent_ts = sent
+        h.hold = None
+        h.release(2.0)
+        assert b.pos is not None and b.pos.qty == 1
+        placed = len(h.placed)
+        # printed before the send: 5010 would take the 4-tick target and be the best price
+        first = ([5.0, 5.1], [5010, 5008], [sent - 0.003, sent - 0.001])
+        second = ([5.2, 5.3, 5.4], [5009, 5001, 5002], [sent - 0.0005, sent + 0.001, sent + 0.002])
+        for tss, ticks, recv in (first, second):
+            outs = h.pair.on_batch(
+                b, tss, ticks, min(ticks), max(ticks), recv if recv_given else None
+            )
+            for out in outs:
+                h.run(out, tss[-1])
+        results[recv_given] = (len(h.placed) - placed, b.last_tick, b.pos)
+    exits, last, pos = results[True]
+    assert exits == 0 and last == 5002
+    assert pos is not None and pos.qty == 1
+    assert (pos.best_price, pos.best_move, pos.worst_move) == (5002, 2, 0)  # 5001, 5002 only
+    exits, _, pos = results[False]
+    assert exits == 1  # every tick counted: the target fired at 5010

@@ -366,11 +366,13 @@ class BrokerActor(KillMethods):
         batch: Mapping[str, tuple[list[float], list[float]]],
         seqs: Mapping[str, int] | None = None,
         epoch: float | None = None,
+        recv: Mapping[str, list[float]] | None = None,
     ) -> int:
         """Feed a tick batch (symbol -> (timestamps, prices)) to the paper broker; stops fill
         here. A no-op for adapters without ``on_price`` (live brokers match on their own).
-        The feed's tick numbers (``seqs``, ``epoch``) matter to hosts only: a batch sent again
-        after a failed call moves paper prices over the same path once more."""
+        The feed's tick numbers (``seqs``, ``epoch``) and receive times (``recv``) matter to
+        hosts only: a batch sent again after a failed call moves paper prices over the same
+        path once more."""
         on_price = getattr(self.broker, "on_price", None)
         if on_price is None:
             return 0

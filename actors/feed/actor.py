@@ -41,7 +41,8 @@ from actors.runtime import FEED_CHANNEL, HEALTH, Beat, admit
 
 log = logging.getLogger("justtrades.feed")
 
-Batch = dict[str, list[Any]]  # symbol -> [timestamps, prices, first sequence number]
+#: symbol -> [timestamps, prices, first sequence number, receive times]
+Batch = dict[str, list[Any]]
 
 MAX_BACKLOG = 200_000  # ticks a symbol kept for a target that is down (then the oldest go)
 RETRY_S = 0.2  # pause before sending again to a target whose last call failed
@@ -198,6 +199,7 @@ class FeedActor:
     # -- fan-out --------------------------------------------------------------------------------
 
     def _publish(self, ticks: Iterable[Tick]) -> None:
+        now = time.time()  # when these ticks reached us (see ``on_ticks``'s ``recv``)
         for t in ticks:
             self.ticks_in += 1
             self.last[t.symbol] = (t.ts, t.price)
@@ -208,9 +210,10 @@ class FeedActor:
             for name, pend in self.pending.items():
                 col = pend.get(t.symbol)
                 if col is None:
-                    pend[t.symbol] = col = [[], [], seq]
+                    pend[t.symbol] = col = [[], [], seq, []]
                 col[0].append(t.ts)
                 col[1].append(t.price)
+                col[3].append(now)
                 self.wake[name].set()
 
     async def _send_loop(self, name: str) -> None:
@@ -238,6 +241,7 @@ class FeedActor:
                     {sym: (col[0], col[1]) for sym, col in batch.items()},
                     {sym: col[2] for sym, col in batch.items()},
                     self.epoch,
+                    {sym: col[3] for sym, col in batch.items()},
                 )
                 self.batches_out += 1
                 self.down.pop(name, None)
@@ -254,15 +258,15 @@ class FeedActor:
     def _requeue(self, name: str, batch: Batch) -> None:
         """Put a batch that was not delivered back in front of what arrived meanwhile."""
         pend = self.pending[name]
-        for sym, (tss, pxs, first) in batch.items():
+        for sym, (tss, pxs, first, recv) in batch.items():
             later = pend.get(sym)
             if later is not None:
-                tss, pxs = tss + later[0], pxs + later[1]
+                tss, pxs, recv = tss + later[0], pxs + later[1], recv + later[3]
             over = len(tss) - MAX_BACKLOG
             if over > 0:  # down for very long: the oldest go (the host sees the gap)
                 self.dropped += over
-                tss, pxs, first = tss[over:], pxs[over:], first + over
-            pend[sym] = [tss, pxs, first]
+                tss, pxs, first, recv = tss[over:], pxs[over:], first + over, recv[over:]
+            pend[sym] = [tss, pxs, first, recv]
         self.wake[name].set()
 
     async def history(self, since: dict[str, dict[str, float]]) -> dict[str, Any]:

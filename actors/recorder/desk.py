@@ -186,6 +186,7 @@ class LiveDesk(Reconciling, OrderTraffic):
         tss: list[float],
         ticks: list[int],
         skip: set[str] | frozenset[str] = frozenset(),
+        recv: list[float] | None = None,
     ) -> Rows | None:
         outs = []
         lo, hi = min(ticks), max(ticks)
@@ -195,7 +196,7 @@ class LiveDesk(Reconciling, OrderTraffic):
             b = lh.pair.books.get(symbol)
             if b is None or (b.pos is None and not b.orders and not b.want_entry):
                 continue
-            outs += [(lh, out) for out in lh.pair.on_batch(b, tss, ticks, lo, hi)]
+            outs += [(lh, out) for out in lh.pair.on_batch(b, tss, ticks, lo, hi, recv)]
         return self._collect(outs)
 
     def halt_all(

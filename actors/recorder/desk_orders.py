@@ -131,6 +131,7 @@ class OrderTraffic:
         and one call per order put the last account a few Ray round trips behind the first."""
         box, self.outbox = self.outbox, []
         places: dict[str, list[tuple[LiveHosted, OrderRequest]]] = {}
+        now = time.time()
         for lh, kind, payload in box:
             try:
                 handle = self._handle(lh.broker)
@@ -144,11 +145,14 @@ class OrderTraffic:
             if kind == "place":
                 self.counts["placed"] += 1
                 places.setdefault(lh.broker, []).append((lh, payload))
+                book = lh.pair.books.get(payload.symbol)
+                order = None if book is None else book.orders.get(payload.cl_ord_id)
+                if order is not None:
+                    order.sent_ts = now
             else:
                 self.counts["cancels"] += 1
                 ref = handle.cancel.remote(payload, Priority.EXIT, self.listener)
                 self._spawn(self._await_cancel(lh, payload, ref))
-        now = time.time()
         for _, order in (i for items in places.values() for i in items):
             if order.created_ts:
                 self.send_lag_ms.append((now - order.created_ts) * 1000)

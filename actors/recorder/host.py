@@ -450,16 +450,29 @@ class RecorderHost(CatchUp, LiveMethods):
         )
 
     async def on_ticks(
-        self, batch: Batch, seqs: dict[str, int] | None = None, epoch: float | None = None
+        self,
+        batch: Batch,
+        seqs: dict[str, int] | None = None,
+        epoch: float | None = None,
+        recv: dict[str, list[float]] | None = None,
     ) -> int:
         """A feed batch: per symbol, timestamps and prices in time order; ``seqs`` gives the
-        feed's number of each symbol's first tick (ticks applied already are dropped)."""
+        feed's number of each symbol's first tick (ticks applied already are dropped);
+        ``recv`` when the feed received each tick (its clock), which tells a new live position
+        the ticks that came before its entry order was sent (:meth:`LiveTicks.on_batch`)."""
         self._ensure_flusher()
         if seqs is not None:
             batch = self._fresh(batch, seqs, epoch)
-        return self._apply_ticks(batch)
+        if recv:  # aligned with what is left: _fresh drops a prefix
+            recv = {sym: recv[sym][len(recv[sym]) - len(batch[sym][0]) :] for sym in batch}
+        return self._apply_ticks(batch, recv=recv)
 
-    def _apply_ticks(self, batch: Batch, skip: set[str] | frozenset[str] = frozenset()) -> int:
+    def _apply_ticks(
+        self,
+        batch: Batch,
+        skip: set[str] | frozenset[str] = frozenset(),
+        recv: dict[str, list[float]] | None = None,
+    ) -> int:
         """Apply a batch to every pair except those in ``skip`` (catch-up: states that saw
         these ticks already).
 
@@ -487,7 +500,9 @@ class RecorderHost(CatchUp, LiveMethods):
         if self.desk.by_key:
             live = Rows()
             for symbol, tss, ticks in prepared:
-                w = self.desk.on_ticks(symbol, tss, ticks.tolist(), skip)
+                w = self.desk.on_ticks(
+                    symbol, tss, ticks.tolist(), skip, None if recv is None else recv.get(symbol)
+                )
                 if w is not None:
                     live.add(w)
             if live:

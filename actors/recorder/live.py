@@ -281,7 +281,10 @@ class LivePair(LiveTicks, LiveAdmin):
             # a resting stop not moved yet (moves are throttled) fills under the rule now in
             # force: label the trade by it (break_even, trailing_stop), as the virtual pair does
             why = b.exits.effective_stop(b.pos.side)[1] or why
+        before = b.pos
         book_fill(b, side, qty, price, ts, kind, why, out)
+        if b.pos is not None and b.pos is not before and o is not None and o.sent_ts:
+            b.fresh = (b.pos, o.sent_ts)  # a new position: see LiveTicks.on_batch
         if out.trades:
             note_trades(self, out.trades, ts)
         out.symbols.add(b.symbol)

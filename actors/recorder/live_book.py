@@ -80,6 +80,10 @@ class LiveBook:
     broker_price: float | None = None
     backoff: Backoff = field(default_factory=Backoff)
     seen_fills: list[str] = field(default_factory=list)
+    #: (position, when the entry order that opened it was sent): ticks the feed received
+    #: before that instant printed before the fill, and do not count for that position
+    #: (LiveTicks.on_batch). Runtime only: a restored pair counts every tick, as before.
+    fresh: tuple[Position, float] | None = None
 
     @property
     def net(self) -> int:

@@ -46,6 +46,7 @@ class LiveOrder:
     cancel_ts: float = 0.0  # when the last cancel went out (0: restored, or never)
     signal_id: int | None = None
     symbol: str = ""
+    sent_ts: float = 0.0  # when the desk handed it to the broker actor (0: not yet)
 
     @property
     def terminal(self) -> bool:

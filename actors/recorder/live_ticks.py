@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from bisect import bisect_left
 
 from actors.recorder.columns import trigger_bounds
 from actors.recorder.exits import STOP_PRECEDENCE
@@ -29,11 +30,30 @@ class LiveTicks:
         return self.on_tick_ticks(b, ts, to_ticks(price, b.money.tick_size))
 
     def on_batch(
-        self, b: LiveBook, tss: list[float], ticks: list[int], lo: int, hi: int
+        self,
+        b: LiveBook,
+        tss: list[float],
+        ticks: list[int],
+        lo: int,
+        hi: int,
+        recv: list[float] | None = None,
     ) -> list[LiveOutcome]:
         """A tick batch (``lo``/``hi``: its lowest and highest price), exactly as tick by tick,
         but in one step when nothing can happen (:meth:`can_skip`). Returns the outcomes that
-        did something."""
+        did something.
+
+        ``recv``: when the feed received each tick. A position opened by a fill does not see
+        the ticks the feed received before its entry order was sent: those printed before the
+        order reached the broker, so before the fill, and only move the last price. (The
+        batches after a fill can hold such ticks: the feed coalesces a few milliseconds and a
+        busy host lets batches grow. Counted, they gave the new position excursions it never
+        had and took targets at market on prices from before the entry, 14% of the exits in
+        bench.live_latency.) Ticks received after the send may still have printed before the
+        fill and count, as they always did. Without ``recv`` (a replay) every tick counts."""
+        if b.fresh is not None:
+            tss, ticks, lo, hi = self._after_entry(b, tss, ticks, lo, hi, recv)
+            if not ticks:
+                return []
         if self.can_skip(b, lo, hi):
             self._skip(b, lo, hi, ticks[-1])
             return []
@@ -51,6 +71,33 @@ class LiveTicks:
                 outs.append(out)
             inert = self._inert_until(b)
         return outs
+
+    @staticmethod
+    def _after_entry(
+        b: LiveBook,
+        tss: list[float],
+        ticks: list[int],
+        lo: int,
+        hi: int,
+        recv: list[float] | None,
+    ) -> tuple[list[float], list[int], int, int]:
+        """The part of a batch a fresh position (``b.fresh``) sees; ends its freshness at the
+        first tick received after its entry order was sent."""
+        assert b.fresh is not None
+        pos, sent = b.fresh
+        if pos is not b.pos or recv is None:
+            b.fresh = None
+            return tss, ticks, lo, hi
+        k = bisect_left(recv, sent)
+        if k == len(ticks):
+            b.last_tick = ticks[-1]
+            return [], [], lo, hi
+        b.fresh = None
+        if k == 0:
+            return tss, ticks, lo, hi
+        b.last_tick = ticks[k - 1]
+        tss, ticks = tss[k:], ticks[k:]
+        return tss, ticks, min(ticks), max(ticks)
 
     # Ticks this close to a timeout take the full path (which compares exactly as _drive does).
     _DEADLINE_MARGIN_S = 1e-3
