@@ -2,10 +2,10 @@
 
 Why: a live order crosses two to four actor hops between a signal or tick and the broker's
 adapter (host → broker to place, broker → host for the fill, feed → host for the tick that
-exits). Measured on the 2-core machine (2026-11-22, two async Ray actors, one message every
-3 ms): a one-way Ray actor call took p50 1.13 ms, p99 3.41 ms from send to the callee's loop;
-the same message as a frame over a Unix socket between the same processes p50 0.13 ms, p99
-0.33 ms. A Ray call goes through the caller's and the callee's core worker threads and the
+exits). Measured on the 2-core machine (``bench.hop``: two async Ray actors, one message every
+3 ms): a one-way Ray actor call took p50 1.9–2.0 ms, p99 4.0–4.7 ms from send to the callee's
+loop; the same message as a frame over a Unix socket between the same processes p50 0.18–0.21
+ms, p99 0.54–0.61 ms. A Ray call goes through the caller's and the callee's core worker threads and the
 callee's task thread, each handing over the GIL; a frame is read by the callee's event loop
 itself.
 
