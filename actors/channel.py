@@ -183,7 +183,8 @@ class _Connection:
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.next_id = 0
         self.alive = True
-        self.reader_task = asyncio.get_running_loop().create_task(self._answers(reader))
+        self.loop = asyncio.get_running_loop()
+        self.reader_task = self.loop.create_task(self._answers(reader))
 
     def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self.next_id += 1
@@ -211,6 +212,20 @@ class _Connection:
             log.exception("channel: bad answer frame, closing the connection")
         finally:
             self.close()
+
+    def close_soon(self) -> None:
+        """:meth:`close` on the connection's loop (a handle may be replaced from a worker
+        thread, e.g. the API's ``refresh_handles``; transports are not thread-safe)."""
+        self.alive = False
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self.close()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to close
+                self.loop.call_soon_threadsafe(self.close)
 
     def close(self) -> None:
         self.alive = False
@@ -312,12 +327,14 @@ class Direct:
             self._connecting = None
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._connecting is not None:
-            self._connecting.cancel()
-            self._connecting = None
+        """Drop the channel (from any thread); a later call goes through Ray and reconnects."""
+        conn, task = self._conn, self._connecting
+        self._conn = self._connecting = None
+        if conn is not None:
+            conn.close_soon()
+        if task is not None:
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(task.cancel)
 
 
 def drop(handle: Any) -> None:

@@ -35,7 +35,7 @@ HEALTH = "health"
 #: without them: make tree actors remote with :func:`tree_class`.
 CONCURRENCY_GROUPS: dict[str, int] = {HEALTH: 1}
 #: The calls a broker actor and a recorder host take over their direct channels (same-node
-#: Unix sockets, :mod:`actors.channel`): the hot path of orders, fills and ticks.
+#: Unix sockets, :mod:`actors.channel`): the hot paths of signals, orders, fills and ticks.
 BROKER_CHANNEL = ("place_many", "cancel", "subscribe", "on_ticks")
 HOST_CHANNEL = ("on_broker_events", "on_ticks", "on_signals")
 #: What the API's webhook dispatcher sends a host over its channel.

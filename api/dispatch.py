@@ -8,8 +8,8 @@ timer); under load the per-call cost is shared by the whole batch.
 :class:`HostDispatcher` is the host stage: concurrent webhooks of one recorder host go in one
 ``host.on_signals`` call (the per-call cost, ~0.8 ms of the API process's CPU through Ray, was
 the dominant cost of ingest on a small machine; the call goes over the host's direct channel
-when the host runs on this node, :mod:`actors.channel`). The host applies a batch in order and commits it
-before answering, so an answer still means "durably applied".
+when the host runs on this node, :mod:`actors.channel`). The host applies a batch in order and
+commits it before answering, so an answer still means "durably applied".
 """
 
 from __future__ import annotations

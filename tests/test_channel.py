@@ -256,3 +256,15 @@ async def test_jt_channels_0_keeps_every_call_on_ray(
         await asyncio.sleep(0.01)
     assert not direct.connected and direct._handle.ray_calls == ["add"] * 3
     server.close()
+
+
+async def test_a_handle_dropped_from_another_thread_closes_on_its_loop(same_node: None) -> None:
+    """The API replaces handles from a worker thread (refresh_handles): the connection is
+    closed on the loop that owns it, and the caller goes back to Ray."""
+    target = Target()
+    direct, server = await connected(target)
+    await asyncio.to_thread(channel.drop, direct)
+    await until(lambda: not server._writers)  # the server saw the connection end
+    assert not direct.connected
+    assert await direct.add.remote(1) == ("ray", "add", (1,), {})
+    server.close()

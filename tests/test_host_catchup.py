@@ -377,3 +377,30 @@ def test_a_batch_delivered_again_is_not_applied_twice(tmp_path: Path) -> None:
     assert sorted(f.kind for f in fills) == ["add", "entry"]  # each signal's fill once
     store.dispose()
     second.store.dispose()
+
+
+def test_receive_times_stay_with_their_ticks_when_a_resent_batch_is_trimmed(
+    tmp_path: Path,
+) -> None:
+    """A batch sent again overlaps what the host applied: the ticks applied already are
+    dropped, and so are their receive times (what a new live position is judged by). Receive
+    times that do not match the ticks one for one are not used."""
+    url = f"sqlite:///{tmp_path / 'recv.db'}"
+    Store(url).migrate()
+    host = RecorderHost(0, 1, url, flush_s=3600)
+    seen: list[dict[str, list[float]] | None] = []
+    host._apply_ticks = lambda batch, skip=frozenset(), recv=None: seen.append(recv) or 0  # type: ignore[method-assign]
+
+    async def send(first: int, n: int, recv: list[float] | None) -> None:
+        tss = [1000.0 + first + i for i in range(n)]
+        pxs = [21000.0] * n
+        await host.on_ticks(
+            {SYMBOL: (tss, pxs)}, {SYMBOL: first}, 1.0, {SYMBOL: recv} if recv is not None else None
+        )
+
+    asyncio.run(send(1, 3, [10.0, 11.0, 12.0]))  # ticks 1..3
+    asyncio.run(send(2, 4, [11.0, 12.0, 13.0, 14.0]))  # 2..5 again: 2 and 3 applied already
+    asyncio.run(send(6, 2, [15.0]))  # one receive time for two ticks: not used
+    asyncio.run(send(8, 1, None))
+    assert seen == [{SYMBOL: [10.0, 11.0, 12.0]}, {SYMBOL: [13.0, 14.0]}, {}, None]
+    host.store.dispose()

@@ -59,7 +59,7 @@ class RecorderActor:
         freeze_startup_heap()
 
     async def channel(self) -> tuple[str | None, str]:
-        """This host's direct channel (node, socket) for broker events and ticks."""
+        """This host's direct channel (node, socket): signals, broker events, ticks."""
         return await channel_info(self._channel)
 
 

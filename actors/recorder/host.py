@@ -461,10 +461,15 @@ class RecorderHost(CatchUp, LiveMethods):
         ``recv`` when the feed received each tick (its clock), which tells a new live position
         the ticks that came before its entry order was sent (:meth:`LiveTicks.on_batch`)."""
         self._ensure_flusher()
+        sent = {sym: len(tss) for sym, (tss, _) in batch.items()}
         if seqs is not None:
             batch = self._fresh(batch, seqs, epoch)
-        if recv:  # aligned with what is left: _fresh drops a prefix
-            recv = {sym: recv[sym][len(recv[sym]) - len(batch[sym][0]) :] for sym in batch}
+        if recv:  # aligned with what is left (_fresh drops a prefix); malformed: not used
+            recv = {
+                sym: r[sent[sym] - len(tss) :]
+                for sym, (tss, _) in batch.items()
+                if (r := recv.get(sym)) is not None and len(r) == sent[sym]
+            }
         return self._apply_ticks(batch, recv=recv)
 
     def _apply_ticks(
