@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,24 @@ def test_signals_are_stored_with_status(system: System) -> None:
     rows = system.client.get(f"/api/recorders/{rec['id']}/signals").json()
     assert [r["status"] for r in rows] == ["applied", "rejected", "duplicate", "applied"]
     assert rows[1]["reason"] == "unknown_action" and "hodl" in rows[1]["body"]
+
+
+def test_webhooks_reach_the_host_over_its_direct_channel(system: System) -> None:
+    """The API and the hosts share this machine: after the first signal (through Ray while
+    the channel connects) the host gets them over its channel (actors/channel.py)."""
+    rec = system.create_recorder("channel", {"sizing": {"initial_size": 1}})
+    token = rec["webhook_url"].rsplit("/", 1)[1]
+    system.push_ticks([{"symbol": "MNQ1!", "price": 21000.0}])
+    for i in range(20):
+        action = "buy" if i % 2 == 0 else "close"
+        body = f'{{"action":"{action}","ticker":"MNQ1!","time":"2026-01-05T15:00:{i:02d}Z"}}'
+        r = system.post_alert(token, body)
+        assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+        time.sleep(0.05)
+    calls = system.client.get("/status").json()["signal_calls"]
+    assert calls["ray"] >= 1 and calls["channel"] >= 1
+    rows = system.client.get(f"/api/recorders/{rec['id']}/signals").json()
+    assert [r["status"] for r in rows] == ["applied"] * 20
 
 
 def test_restarted_host_rebuilds_from_store(system: System, tmp_path: Path) -> None:

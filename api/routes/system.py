@@ -50,6 +50,10 @@ async def status(ctx: Context = Depends(get_ctx)) -> dict[str, Any]:
         "feed": feed,
         "hosts": hosts,
         "open_positions": sum(h.get("open_positions", 0) for h in hosts if isinstance(h, dict)),
+        # webhook signals handed to the hosts, over their direct channels or through Ray
+        "signal_calls": {
+            way: sum(d.handle.sent[way] for d in ctx.dispatchers) for way in ("channel", "ray")
+        },
     }
     metrics.update_from_status(out)
     feed_routes.update_metrics(out)
