@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -329,5 +330,18 @@ async def _run(spec: LoadSpec) -> LoadResult:
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
-    """Entry point for the generator process (picklable arguments and result)."""
-    return asyncio.run(_run(spec))
+    """Entry point for the generator process (picklable arguments and result).
+
+    The generator's garbage collector is off while it runs (its heap frozen first): latency
+    counts from the scheduled send to the answer read here, so a collection in this process
+    (gen2 pauses of 40-100 ms were logged in it, two inside one open-loop window) was
+    counted as the server's latency. A phase allocates a few tens of MB at most."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return asyncio.run(_run(spec))
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.collect()
