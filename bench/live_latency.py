@@ -164,12 +164,19 @@ def signal_item(store: Store, rid: int, action: str) -> tuple[int, int, dict[str
     return row.id, rid, intent
 
 
-def ticks(host: Any, broker: Any, px: float, n: int) -> tuple[float, list[Any]]:
+def walk(px: float, n: int) -> tuple[float, list[float], list[float]]:
+    """``n`` ticks of the walk from ``px``, each stamped when printed: (last price, times,
+    prices)."""
     tss, prices = [], []
     for _ in range(n):
         px = step(px, START)
         tss.append(time.time())
         prices.append(px)
+    return px, tss, prices
+
+
+def ticks(host: Any, broker: Any, px: float, n: int) -> tuple[float, list[Any]]:
+    px, tss, prices = walk(px, n)
     batch = {SYMBOL: (tss, prices)}
     return px, [broker.on_ticks.remote(batch), host.on_ticks.remote(batch)]
 
@@ -231,11 +238,7 @@ async def stream(
     last_reentry = start
     while (now := time.perf_counter()) - start < seconds:
         due = int((now - start) * RATE) - sent  # ticks the market printed since
-        tss, prices = [], []
-        for _ in range(due):
-            px = step(px, START)
-            tss.append(time.time())
-            prices.append(px)
+        px, tss, prices = walk(px, due)
         sent += max(0, due)
         for target in feed.values():
             target.offer(tss, prices, now)
@@ -254,11 +257,7 @@ async def round_trips(host: Any, broker: Any, px: float, n: int) -> tuple[float,
     targets = [Direct(broker, FEED_CHANNEL), Direct(host, FEED_CHANNEL)]
     rtts = []
     for _ in range(n):
-        tss, prices = [], []
-        for _ in range(BATCH):
-            px = step(px, START)
-            tss.append(time.time())
-            prices.append(px)
+        px, tss, prices = walk(px, BATCH)
         batch = {SYMBOL: (tss, prices)}
         t0 = time.perf_counter()
         await asyncio.gather(

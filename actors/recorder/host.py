@@ -461,14 +461,19 @@ class RecorderHost(CatchUp, LiveMethods):
         ``recv`` when the feed received each tick (its clock), which tells a new live position
         the ticks that came before its entry order was sent (:meth:`LiveTicks.on_batch`)."""
         self._ensure_flusher()
-        sent = {sym: len(tss) for sym, (tss, _) in batch.items()}
+        if recv:  # one receive time per tick, or none used for that symbol
+            recv = {
+                sym: r
+                for sym, (tss, _) in batch.items()
+                if (r := recv.get(sym)) is not None and len(r) == len(tss)
+            }
         if seqs is not None:
             batch = self._fresh(batch, seqs, epoch)
-        if recv:  # aligned with what is left (_fresh drops a prefix); malformed: not used
+        if recv:  # aligned with what is left: _fresh drops a prefix
             recv = {
-                sym: r[sent[sym] - len(tss) :]
+                sym: recv[sym][len(recv[sym]) - len(tss) :]
                 for sym, (tss, _) in batch.items()
-                if (r := recv.get(sym)) is not None and len(r) == sent[sym]
+                if sym in recv
             }
         return self._apply_ticks(batch, recv=recv)
 
