@@ -89,6 +89,9 @@ class LiveDesk(Reconciling, OrderTraffic):
         #: per order sent: cause (signal received / tick) -> handed to Ray, ms (diagnostics)
         self.send_lag_ms: deque[float] = deque(maxlen=10_000)
         self.commit: Callable[[Write], None] = lambda w: None  # set by the host
+        #: whether every row decided so far is committed (the host's batch slices leave some
+        #: for a later commit); :meth:`send` sends nothing until then
+        self.durable: Callable[[], bool] = lambda: True
         self.last_sweep = 0.0
         self.drift_since: dict[tuple[str, str, str], tuple[str, int, float]] = {}
         self.positions_at: dict[str, float] = {}  # broker actor -> last positions read

@@ -128,7 +128,11 @@ class OrderTraffic:
     def send(self: LiveDesk) -> None:
         """Send the outbox (call only after its writes committed). The orders for one broker
         actor go in one call: a copy-traded recorder exits on every account at the same tick,
-        and one call per order put the last account a few Ray round trips behind the first."""
+        and one call per order put the last account a few Ray round trips behind the first.
+        While rows of a sliced batch wait for a commit (:attr:`durable` false) nothing is sent:
+        the orders go with that commit."""
+        if not self.durable():
+            return
         box, self.outbox = self.outbox, []
         places: dict[str, list[tuple[LiveHosted, OrderRequest]]] = {}
         now = time.time()

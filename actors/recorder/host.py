@@ -3,8 +3,14 @@
 A pair is the unit of state, a host the unit of hosting (DESIGN.md): one Ray process holds the
 virtual pairs of every recorder assigned to it (``recorder_id % n_hosts == index``), applies
 signals through the pure core and ticks through the columnar path (:mod:`.columns`), and persists
-each state change. It is an async actor whose handlers do not await between reading and writing
-state, so events run one at a time in arrival order; the only concurrent task is the flusher.
+each state change. It is an async actor on one event loop. A tick batch runs from start to
+commit without awaiting. Signal and broker-event batches are applied a slice at a time, and
+between slices the calls that arrived meanwhile run (:func:`let_others_run`): an exit tick no
+longer waits behind a whole batch of 20 pairs' fills. Each kind of batch still runs one call at
+a time in arrival order (a lock each); the rows of an unfinished batch wait in
+``_unwritten`` and go into whichever commit comes first (:meth:`RecorderHost._commit`), so
+nothing is ever sent before the state that decided it is durable, and no older row is written
+after a newer one.
 
 Durability: a signal's status, its fills, trades and the position snapshot commit in one
 transaction. Exits triggered by ticks commit at once; excursion changes (worst/best unrealised,
@@ -14,11 +20,12 @@ last price) are flushed at most ``flush_s`` later and always on close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +42,8 @@ from actors.recorder.filters import FilterState, Verdict, cap_quantity, cap_targ
 from actors.recorder.host_live import LiveMethods
 from actors.recorder.host_recovery import Batch, CatchUp
 from actors.recorder.pair import MinuteBars, Outcome, Pair
-from actors.recorder.records import Rows, SignalWrites, fill_row, position_fields
+from actors.recorder.records import Rows, Sequential, SignalWrites, fill_row, position_fields
+from actors.recorder.turns import SIGNAL_SLICE, let_others_run
 from actors.runtime import host_name
 from actors.store import Store, models, repo
 
@@ -96,10 +104,14 @@ class RecorderHost(CatchUp, LiveMethods):
         self.orphans_at = time.time()
         self.atr_users = False
         self._writes: SignalWrites | None = None  # a signal batch's writes
+        self._unwritten = Rows()  # rows of a batch between two of its slices (see _commit)
+        self._signal_turn = asyncio.Lock()  # signal batches apply one at a time, in order
+        self._event_turn = asyncio.Lock()
         self.marks = FeedMarks()  # symbol -> [feed epoch, last tick number applied]
         self.row_marks: dict[tuple[str, str], list[float] | None] = {}  # restored states' marks
         self.desk = LiveDesk(namespace, host_name(index))
         self.desk.commit = self._commit
+        self.desk.durable = lambda: not self._unwritten
         self.desk.marks, self.desk.row_marks = self.marks, self.row_marks
         self._load_all()
         if halt_reason:  # restarted by hand after the supervisor gave up on this host
@@ -185,9 +197,21 @@ class RecorderHost(CatchUp, LiveMethods):
         for cols in self.columns.values():
             cols.drop(h.pair.key)
 
+    @contextlib.asynccontextmanager
+    async def _alone(self) -> AsyncIterator[None]:
+        """No sliced batch is under way meanwhile (so nothing is unwritten): for calls that
+        rebuild pairs from the store, which must not read it while newer rows wait in memory,
+        nor leave a suspended batch writing rows of pairs they replaced."""
+        async with self._signal_turn, self._event_turn:
+            yield
+
     async def load_recorder(self, recorder_id: int) -> bool:
         """(Re)load a recorder after the API changed it. Open positions are kept; a FAILED
         recorder gets a new chance (its live pairs stay HALTED until a user resumes them)."""
+        async with self._alone():
+            return await self._load_recorder(recorder_id)
+
+    async def _load_recorder(self, recorder_id: int) -> bool:
         self.failed_recorders.pop(recorder_id, None)
         self.pair_failures.pop(recorder_id, None)
         with self.store.read() as s:
@@ -208,8 +232,9 @@ class RecorderHost(CatchUp, LiveMethods):
 
     async def reset(self, recorder_id: int) -> None:
         """History was wiped: forget the pair's state too."""
-        self._uninstall(recorder_id, keep_state=False)
-        await self.load_recorder(recorder_id)
+        async with self._alone():
+            self._uninstall(recorder_id, keep_state=False)
+            await self._load_recorder(recorder_id)
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -218,11 +243,17 @@ class RecorderHost(CatchUp, LiveMethods):
     ) -> dict[str, Any]:
         """Apply one stored signal. ``intent``: kind, quantity, target, price, symbol,
         signal_time (ISO or None), received_at. Returns the status written to the store."""
+        async with self._signal_turn:  # not inside a signal batch that lets others run
+            return await self._on_signal(signal_id, recorder_id, intent)
+
+    async def _on_signal(
+        self, signal_id: int, recorder_id: int, intent: dict[str, Any]
+    ) -> dict[str, Any]:
         self._ensure_flusher()
         self.counters["signals"] += 1
         h = self.recorders.get(recorder_id)
         if h is None and self.owns(recorder_id):
-            await self.load_recorder(recorder_id)
+            await self._load_recorder(recorder_id)  # inside this batch's turn
             h = self.recorders.get(recorder_id)
         if h is None:
             return self._finish(signal_id, None, "rejected", "unknown_recorder")
@@ -251,18 +282,23 @@ class RecorderHost(CatchUp, LiveMethods):
         ``redelivered``: the API sends this batch again after a call that failed; the host that
         failed may have applied (and committed) some of it before dying, so those are answered
         from the store, never applied twice."""
-        order = [sid for sid, _, _ in items]
-        done = self._settled_in_store(order) if redelivered else {}
-        if done:
-            items = [item for item in items if item[0] not in done]
-        self._writes = SignalWrites()
-        try:
-            results = [await self.on_signal(sid, rid, intent) for sid, rid, intent in items]
-            writes = self._writes  # not the one above if a pair failure committed that one
-        finally:
-            self._writes = None
-        if writes:
-            self._commit(writes.freeze())
+        async with self._signal_turn:
+            order = [sid for sid, _, _ in items]
+            done = self._settled_in_store(order) if redelivered else {}
+            if done:
+                items = [item for item in items if item[0] not in done]
+            results = []
+            try:
+                for k, (sid, rid, intent) in enumerate(items):
+                    if k and k % SIGNAL_SLICE == 0:
+                        self._park_signal_writes()
+                        await let_others_run()
+                    if self._writes is None:
+                        self._writes = SignalWrites()
+                    results.append(await self._on_signal(sid, rid, intent))
+            finally:
+                self._park_signal_writes()
+            self._commit_unwritten()
         if done:
             by_id = dict(zip([sid for sid, _, _ in items], results, strict=True))
             results = [by_id[sid] if sid in by_id else done[sid] for sid in order]
@@ -278,14 +314,36 @@ class RecorderHost(CatchUp, LiveMethods):
             if r.id is not None and r.status != "received"
         }
 
+    def _park_signal_writes(self) -> None:
+        """The signal batch's writes so far, as rows (built now, from the pairs' state now),
+        into ``_unwritten``; the batch collects its next slice afresh."""
+        writes, self._writes = self._writes, None
+        if writes:
+            self._unwritten.add(writes.freeze())
+
+    def _commit_unwritten(self) -> None:
+        """Commit what a sliced batch left unwritten (others' commits may have taken it
+        already), then send what it decided."""
+        if self._unwritten:
+            self._commit(Rows())
+        else:
+            self.desk.send()
+
     def _commit(self, fn: Callable[[Session], object]) -> None:
         """Commit state changes already applied in memory. If that fails for good (transient
         lock errors are retried inside), memory is ahead of the store: the only safe move is to
         die and let Ray restart the host, which rebuilds from the store and re-applies the
         signals still marked received. Nobody was answered for them yet.
 
+        The rows a sliced batch has not written yet (``_unwritten``) go first, in the same
+        transaction: they are older than ``fn``'s, and the orders about to be sent may depend
+        on them (a fill booked in an earlier slice, then an exit on a tick in between).
+
         :class:`Rows` go through the raw SQLite cursor when the store is SQLite (the same
         rows, a third of the CPU: :mod:`actors.store.repo.bulk`)."""
+        if self._unwritten:
+            older, self._unwritten = self._unwritten, Rows()
+            fn = older.add(fn) if isinstance(fn, Rows) else Sequential(older, fn)
         try:
             self._write(fn)
         except Exception:
@@ -568,7 +626,10 @@ class RecorderHost(CatchUp, LiveMethods):
                     "symbol": symbol,
                     **position_fields(h.pair, h.id, symbol),
                 }
-        self._write(rows)
+        if self._unwritten:  # older rows of the same positions: in the same transaction, first
+            self._commit(rows)
+        else:
+            self._write(rows)
         return len(moved)
 
     # -- reads ----------------------------------------------------------------------------------

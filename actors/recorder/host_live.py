@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from actors.recorder.turns import EVENT_SLICE, let_others_run
+
 if TYPE_CHECKING:
     from actors.recorder.host import RecorderHost
 
@@ -15,24 +17,30 @@ class LiveMethods:
     """Mixed into :class:`~actors.recorder.host.RecorderHost`."""
 
     async def on_broker_events(self: RecorderHost, events: list[dict[str, Any]]) -> int:
-        """Order states, fills and positions from a broker actor this host subscribed to."""
+        """Order states, fills and positions from a broker actor this host subscribed to,
+        applied :data:`~actors.recorder.turns.EVENT_SLICE` at a time with the calls that
+        arrived meanwhile run in between (the rows wait in ``_unwritten``)."""
         self._ensure_flusher()
-        write = self.desk.on_events(events, time.time())
-        if write is not None:
-            self._commit(write)
-        else:
-            self.desk.send()
+        async with self._event_turn:
+            for i in range(0, len(events), EVENT_SLICE):
+                if i:
+                    await let_others_run()
+                write = self.desk.on_events(events[i : i + EVENT_SLICE], time.time())
+                if write is not None:
+                    self._unwritten.add(write)
+            self._commit_unwritten()
         return len(events)
 
     async def load_traders(self: RecorderHost, recorder_id: int) -> int:
         """Rebuild a recorder's live pairs after its traders changed; returns how many run."""
         self._ensure_flusher()
-        h = self.recorders.get(recorder_id)
-        if h is None:
-            return 0
-        with self.store.read() as s:
-            self.desk.load(s, recorder_id, h.settings)
-        return len(self.desk.by_recorder.get(recorder_id, []))
+        async with self._alone():
+            h = self.recorders.get(recorder_id)
+            if h is None:
+                return 0
+            with self.store.read() as s:
+                self.desk.load(s, recorder_id, h.settings)
+            return len(self.desk.by_recorder.get(recorder_id, []))
 
     async def rewire(self: RecorderHost, broker: str) -> bool:
         """The supervisor saw ``broker`` restart: subscribe again, look up every unsettled

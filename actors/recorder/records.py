@@ -147,6 +147,18 @@ class Rows:
         return lambda cur: bulk.run(cur, statements)
 
 
+@dataclass(frozen=True, slots=True)
+class Sequential:
+    """Two writes in one transaction, in order (older :class:`Rows` before another write)."""
+
+    first: Rows
+    then: Callable[[Session], object]
+
+    def __call__(self, s: Session) -> None:
+        self.first(s)
+        self.then(s)
+
+
 def insert_history(s: Session, fills: list[dict[str, Any]], trades: list[dict[str, Any]]) -> None:
     """Fill and trade rows, one prebuilt Core insert each (the ORM's execute path, and building
     the statement per call, cost more than the inserts)."""
