@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -153,6 +154,7 @@ def test_a_steady_writer_still_sees_the_wal_start_over(
     bench)."""
     monkeypatch.setattr(ckpt, "INTERVAL_S", 0.01)
     monkeypatch.setattr(ckpt, "FINISH_FRAMES", 500)
+    monkeypatch.setattr(ckpt, "FINISH_EVERY_S", 0.05)
     store = Store(f"sqlite:///{db}")
     try:
         write_pages(store, 20, per_commit=20)  # starts the checkpointer
@@ -164,6 +166,43 @@ def test_a_steady_writer_still_sees_the_wal_start_over(
         assert cp.finished > 0, (cp.passes, cp.busy, cp.last, wal_frames(db))
         assert wal_frames(db) < 4000, f"the WAL grew to {wal_frames(db)} frames"
     finally:
+        store.dispose()
+
+
+def test_gated_passes_are_rationed_per_file(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass inside the write gate holds every writer of every process (13-21 ms at 1,000
+    webhooks/s, bench/ingest): at most one per FINISH_EVERY_S per file, whichever process's
+    checkpointer runs it, sooner only when the WAL is very long."""
+    monkeypatch.setattr(ckpt, "INTERVAL_S", 3600.0)  # passes by hand below
+    monkeypatch.setattr(ckpt, "FINISH_FRAMES", 50)
+    monkeypatch.setattr(ckpt, "FINISH_EVERY_S", 3600.0)
+    store = Store(f"sqlite:///{db}")
+    # two processes' checkpointers of one file (not started: their passes run here)
+    a, b = Checkpointer(db.resolve(), 3600.0), Checkpointer(db.resolve(), 3600.0)
+    conn_a, conn_b = (sqlite3.connect(db, isolation_level=None, timeout=0) for _ in "ab")
+    try:
+        write_pages(store, 200, per_commit=10)
+        os.utime(a.gate.path, (0, 0))  # no gated pass yet on this file
+        a.checkpoint(conn_a)
+        assert a.finished == 1
+        write_pages(store, 200, per_commit=10)
+        a.checkpoint(conn_a)
+        b.checkpoint(conn_b)
+        assert (a.finished, b.finished) == (1, 0), "a gated pass sooner than FINISH_EVERY_S"
+        assert b.passes == 1, "passive passes are not rationed"
+        monkeypatch.setattr(ckpt, "FINISH_NOW_FRAMES", 100)  # this WAL is long: finish now
+        b.checkpoint(conn_b)
+        assert b.finished == 1
+        monkeypatch.setattr(ckpt, "FINISH_NOW_FRAMES", 10**9)
+        monkeypatch.setattr(ckpt, "FINISH_EVERY_S", 0.0)  # the time has come
+        write_pages(store, 200, per_commit=10)
+        a.checkpoint(conn_a)
+        assert a.finished == 2
+    finally:
+        conn_a.close()
+        conn_b.close()
+        a.gate.close()
+        b.gate.close()
         store.dispose()
 
 
