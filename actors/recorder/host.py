@@ -615,6 +615,8 @@ class RecorderHost(CatchUp, LiveMethods):
         """Write every position whose excursions changed since it was last written."""
         moved = [(symbol, row) for symbol, c in self.columns.items() for row in c.fold_all()]
         if not moved:
+            if self._unwritten:  # a batch that failed between slices left them
+                self._commit(Rows())
             return 0
 
         rows = Rows()  # built before the transaction: other writers wait while it is open

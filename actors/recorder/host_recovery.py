@@ -178,6 +178,10 @@ class CatchUp:
         followed it would open a position the strategy does not hold."""
         if now - self.orphans_at < ORPHAN_SWEEP_S:
             return 0
+        if self._signal_turn.locked():
+            # a signal batch is under way: the store does not show what it applied yet (its
+            # rows may wait in memory between slices), so the next sweep looks again
+            return 0
         self.orphans_at = now
         pending = self._pending()
         found = 0
