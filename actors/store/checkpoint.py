@@ -148,7 +148,8 @@ class Checkpointer:
             self._finished_at = frames  # until a writer starts the WAL over or adds to it
 
     def _last_finish(self) -> float:
-        """When any process last ran a gated pass on this file (the gate file's mtime)."""
+        """When any process last ran a gated pass on this file (the gate file's mtime; a new
+        gate file counts as one, so the first gated pass comes FINISH_EVERY_S after it)."""
         try:
             return os.stat(self.gate.path).st_mtime
         except OSError:
