@@ -172,8 +172,7 @@ class Position:
 
     def close(self, qty: int, price: Fraction | int, ts: float, reason: str, money: Money) -> Trade:
         """Remove ``qty`` contracts at ``price`` (ticks) at the current average."""
-        if not 0 < qty <= self.qty:
-            raise ValueError(f"cannot close {qty} of {self.qty}")
+        self._check_close(qty)
         price = Fraction(price)
         trade = Trade(
             symbol=self.symbol,
@@ -192,3 +191,13 @@ class Position:
         )
         self.qty -= qty
         return trade
+
+    def cut(self, qty: int) -> None:
+        """Remove ``qty`` contracts without booking a trade: what :meth:`close` does to the
+        position, at a tenth of its cost (no exact money)."""
+        self._check_close(qty)
+        self.qty -= qty
+
+    def _check_close(self, qty: int) -> None:
+        if not 0 < qty <= self.qty:
+            raise ValueError(f"cannot close {qty} of {self.qty}")

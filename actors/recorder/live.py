@@ -92,7 +92,9 @@ class LivePair(LiveTicks, LiveAdmin):
         b = self.books.get(symbol)
         if b is None:
             money = Money.of(self.spec_for(symbol))
-            b = self.books[symbol] = LiveBook(symbol, money, ExitRules(self.settings, money))
+            b = self.books[symbol] = LiveBook(
+                symbol, money, ExitRules(self.settings, money, book_trades=False)
+            )
         return b
 
     def busy_symbols(self) -> list[str]:

@@ -217,7 +217,7 @@ class LiveTicks:
             shadow = copy.copy(pos)  # the rules run on what is not already closing
             shadow.qty = closable
             res = b.rules.on_tick(shadow, st, p, ts)
-            for t in res.trades:
+            for t in res.exits:
                 if t.reason in STOP_PRECEDENCE and self._broker_stop_covers(b, p):
                     if b.stop_wait_since is None:
                         b.stop_wait_since = ts  # the broker's stop fires on this tick too
@@ -229,7 +229,7 @@ class LiveTicks:
                     if qty > 0:
                         self.seq += 1
                         b.want_entry.append(Request("dca", pos.side, qty, "dca", f"x{self.seq}"))
-            if res.trades or res.dca:
+            if res.exits or res.dca:
                 out.symbols.add(b.symbol)
         self._drive(b, ts, out)
         return out
