@@ -614,11 +614,6 @@ class RecorderHost(CatchUp, LiveMethods):
     def flush(self) -> int:
         """Write every position whose excursions changed since it was last written."""
         moved = [(symbol, row) for symbol, c in self.columns.items() for row in c.fold_all()]
-        if not moved:
-            if self._unwritten:  # a batch that failed between slices left them
-                self._commit(Rows())
-            return 0
-
         rows = Rows()  # built before the transaction: other writers wait while it is open
         for symbol, row in moved:
             h = self.by_key.get(row.pair.key)
@@ -628,9 +623,9 @@ class RecorderHost(CatchUp, LiveMethods):
                     "symbol": symbol,
                     **position_fields(h.pair, h.id, symbol),
                 }
-        if self._unwritten:  # older rows of the same positions: in the same transaction, first
+        if self._unwritten:  # a sliced batch's rows (older): in the same transaction, first
             self._commit(rows)
-        else:
+        elif rows:
             self._write(rows)
         return len(moved)
 
