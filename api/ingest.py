@@ -67,10 +67,13 @@ def intent_payload(
 def parsed_json(sig: ParsedSignal) -> dict[str, Any]:
     """The parsed signal as JSON-ready data (a shallow copy: ``asdict`` deep-copies every
     field, measurable on the webhook hot path)."""
-    d = {f.name: getattr(sig, f.name) for f in fields(sig)}
+    d = {name: getattr(sig, name) for name in _SIGNAL_FIELDS}
     d["fields"] = dict(sig.fields)
     d["time"] = sig.time.isoformat() if sig.time else None
     return d
+
+
+_SIGNAL_FIELDS = tuple(f.name for f in fields(ParsedSignal))
 
 
 def allowed_sender(addr: str | None) -> bool:

@@ -60,13 +60,22 @@ class Rejection(Exception):
         self.reason, self.detail, self.code = reason, detail, HTTP_FOR_REASON.get(reason, code)
 
 
+#: Starlette's ``JSONResponse`` rendering, one encoder for every answer (``json.dumps`` with
+#: arguments builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_COUNTERS: dict[tuple[str, str], Any] = {}  # (status, reason) -> WEBHOOKS child
+
+
 def encode(code: int, body: dict[str, Any], started: float) -> bytes:
     """The answer's JSON (as Starlette's ``JSONResponse`` renders it), metrics updated."""
     # The reason label is cut at ':' ("duplicate_of:<id>"): one series per outcome, not per id.
-    reason = body.get("reason") or ""
-    WEBHOOKS.labels(status=body.get("status", "?"), reason=reason.partition(":")[0]).inc()
+    key = (body.get("status", "?"), (body.get("reason") or "").partition(":")[0])
+    counter = _COUNTERS.get(key)
+    if counter is None:  # labels() validates and locks on every call: once per series
+        counter = _COUNTERS[key] = WEBHOOKS.labels(status=key[0], reason=key[1])
+    counter.inc()
     WEBHOOK_LATENCY.observe(time.perf_counter() - started)
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 async def handle(

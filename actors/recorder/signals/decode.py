@@ -41,6 +41,12 @@ class _Value(NamedTuple):
     obj: object = None  # the decoded JSON value for kind "obj" (dict or list)
 
 
+#: One decoder for every body: ``json.loads`` with arguments builds a new one per call.
+_DECODER: Final = json.JSONDecoder(
+    parse_int=_JsonNumber, parse_float=_JsonNumber, parse_constant=_JsonNumber
+)
+
+
 def _decode(raw: bytes, max_bytes: int) -> dict[str, _Value]:
     if len(raw) > max_bytes:
         raise SignalError("body_too_large", None, f"body is larger than {max_bytes} bytes")
@@ -56,7 +62,7 @@ def _decode(raw: bytes, max_bytes: int) -> dict[str, _Value]:
         # misread as key=value text.
         return _decode_json(text)
     try:
-        json.loads(text, parse_int=_JsonNumber, parse_float=_JsonNumber, parse_constant=_JsonNumber)
+        _DECODER.decode(text)
     except (ValueError, RecursionError):
         return _decode_kv(text)
     raise SignalError("unparseable_body", None, "body is a JSON value but not a JSON object")
@@ -64,9 +70,7 @@ def _decode(raw: bytes, max_bytes: int) -> dict[str, _Value]:
 
 def _decode_json(text: str) -> dict[str, _Value]:
     try:
-        doc = json.loads(
-            text, parse_int=_JsonNumber, parse_float=_JsonNumber, parse_constant=_JsonNumber
-        )
+        doc = _DECODER.decode(text)
     except RecursionError:
         raise SignalError("unparseable_body", None, "JSON nested too deeply") from None
     except ValueError as exc:
@@ -84,7 +88,8 @@ def _decode_json(text: str) -> dict[str, _Value]:
         raise SignalError("unparseable_body", None, f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise SignalError("unparseable_body", None, "body is a JSON value but not a JSON object")
-    if not _depth_within(doc, MAX_DEPTH):
+    nested = any(type(v) is dict or type(v) is list for v in doc.values())
+    if nested and not _depth_within(doc, MAX_DEPTH):
         raise SignalError("unparseable_body", None, f"JSON nested deeper than {MAX_DEPTH}")
     values: dict[str, _Value] = {}
     for key, value in doc.items():
