@@ -49,6 +49,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from actors.store import jsontext
 from actors.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from actors.store.gate import WriteGate
 
@@ -86,6 +87,7 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> Engine:
     :func:`sqlalchemy.create_engine` (e.g. ``connect_args``, ``pool_size``).
     """
     u = make_url(url)
+    kwargs.setdefault("json_serializer", jsontext.dumps)
     if u.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         return sa.create_engine(u, echo=echo, **kwargs)

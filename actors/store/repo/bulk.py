@@ -22,9 +22,10 @@ from typing import Any
 
 from sqlalchemy.dialects import sqlite
 
+from actors.store import jsontext
 from actors.store.models import SQLModel
 
-_DIALECT = sqlite.dialect()
+_DIALECT = sqlite.dialect(json_serializer=jsontext.dumps)  # the engine's (see engine.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,37 +68,46 @@ def spec(table: str) -> TableSpec:
     return TableSpec(table, frozenset(c.name for c in t.c), processors, defaults)
 
 
+@dataclass(frozen=True, slots=True)
+class InsertPlan:
+    """One ``INSERT`` shape: its SQL (positional parameters) and, per parameter in order, the
+    column, its bind processor and its default (when a row may lack it)."""
+
+    sql: str
+    columns: tuple[tuple[str, Callable[[Any], Any] | None, Callable[[], Any] | None], ...]
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, proc, default in self.columns:
+            value = row[name] if default is None or name in row else default()
+            out.append(value if proc is None or value is None else proc(value))
+        return tuple(out)
+
+
 @functools.cache
-def _insert_sql(
+def _insert_plan(
     table: str, given: frozenset[str], conflict: tuple[str, ...], keep: frozenset[str]
-) -> tuple[str, tuple[str, ...]]:
+) -> InsertPlan:
     """``INSERT`` of the given columns plus those with a default; with ``conflict``, an upsert
-    that sets only the given columns (minus ``conflict`` and ``keep``) on an existing row."""
+    that sets only the given columns (minus ``conflict`` and ``keep``) on an existing row.
+    Built once per shape: the per-row work is then one pass over its columns."""
     t = spec(table)
     unknown = given - t.columns
     if unknown:
         raise TypeError(f"unknown {table} column(s): {sorted(unknown)}")
     names = tuple(sorted(given | t.defaults.keys()))
-    sql = f"INSERT INTO {table} ({','.join(names)}) VALUES ({','.join(':' + n for n in names)})"
+    sql = f"INSERT INTO {table} ({','.join(names)}) VALUES ({','.join('?' * len(names))})"
     if conflict:
         update = sorted(given - set(conflict) - keep)
         action = (
             "UPDATE SET " + ",".join(f"{n}=excluded.{n}" for n in update) if update else "NOTHING"
         )
         sql += f" ON CONFLICT ({','.join(conflict)}) DO {action}"
-    return sql, names
+    columns = tuple((n, t.processors.get(n), None if n in given else t.defaults[n]) for n in names)
+    return InsertPlan(sql, columns)
 
 
-def _params(t: TableSpec, row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    out = {}
-    for n in names:
-        value = row[n] if n in row else t.defaults[n]()
-        proc = t.processors.get(n)
-        out[n] = value if proc is None or value is None else proc(value)
-    return out
-
-
-Statement = tuple[str, list[dict[str, Any]]]
+Statement = tuple[str, list[Any]]
 
 
 def insert_statements(
@@ -109,14 +119,13 @@ def insert_statements(
     """The SQL and driver-ready parameters for ``rows``, one statement per distinct set of
     given columns, rows in their given order within a statement. Built before the write
     transaction: every other writer waits while it is open."""
-    t = spec(table)
     groups: dict[frozenset[str], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(frozenset(row), []).append(row)
-    out = []
+    out: list[Statement] = []
     for given, group in groups.items():
-        sql, names = _insert_sql(table, given, conflict, keep)
-        out.append((sql, [_params(t, row, names) for row in group]))
+        plan = _insert_plan(table, given, conflict, keep)
+        out.append((plan.sql, [plan.params(row) for row in group]))
     return out
 
 
