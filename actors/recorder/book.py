@@ -56,6 +56,17 @@ class Money:
             return Fraction(ticks * self.tick_size.numerator, self.tick_size.denominator)
         return Fraction(ticks) * self.tick_size
 
+    def price_float(self, ticks: Fraction | int) -> float:
+        """``float(self.price(ticks))`` without building the Fraction: Python divides two
+        ints correctly rounded, so the same rational gives the same float however it is
+        written (the API's and the store's prices: several per position row)."""
+        size = self.tick_size
+        if type(ticks) is int:
+            return ticks * size.numerator / size.denominator
+        if type(ticks) is Fraction:
+            return ticks.numerator * size.numerator / (ticks.denominator * size.denominator)
+        return float(self.price(ticks))  # numpy ints and the like
+
 
 @dataclass(slots=True, frozen=True)
 class Trade:

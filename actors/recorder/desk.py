@@ -327,7 +327,7 @@ class LiveDesk(Reconciling, OrderTraffic):
             "side": o.side,
             "quantity": o.qty,
             "order_type": "stop" if o.stop is not None else "market",
-            "stop_price": None if o.stop is None else float(money.price(o.stop)),
+            "stop_price": None if o.stop is None else money.price_float(o.stop),
             "status": o.status,
             "broker_order_id": o.broker_order_id,
             "reason": o.broker_reason,

@@ -441,7 +441,7 @@ class LivePair(LiveTicks, LiveAdmin):
                 side=side,  # type: ignore[arg-type]
                 qty=qty,
                 order_type="stop" if stop is not None else "market",
-                stop_price=None if stop is None else float(b.money.price(stop)),
+                stop_price=None if stop is None else b.money.price_float(stop),
                 priority=priority_of(r.role),
                 pair_key=self.key,
                 created_ts=now,

@@ -111,7 +111,7 @@ class LiveAdmin:
             side=o.side,  # type: ignore[arg-type]
             qty=o.qty,
             order_type="stop" if o.stop is not None else "market",
-            stop_price=None if o.stop is None else float(b.money.price(o.stop)),
+            stop_price=None if o.stop is None else b.money.price_float(o.stop),
             priority=priority_of(o.role),
             pair_key=self.key,
             created_ts=o.placed_ts,
