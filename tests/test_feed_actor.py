@@ -326,6 +326,8 @@ def test_a_target_that_fails_gets_every_tick_later_in_order_and_numbered() -> No
         assert all(
             a <= t <= b for a, t, b in zip(pushed, received, [*pushed[1:], 1e18], strict=True)
         )
+        # the sink holds the last batch before the feed hears its call returned: wait for that
+        assert ray.get(r.feed.drain.remote())
         st = r.status()
         assert st["errors"] >= 3 and st["targets_down"] == {} and st["ticks_dropped"] == 0
         hist = ray.get(r.feed.history.remote({MNQ: {"epoch": 0.0, "seq": 5.0}}))
