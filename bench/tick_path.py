@@ -4,7 +4,10 @@ tie to the naive reference).
 
 The host runs in this process (its actor body is a plain class), with its SQLite store, so the
 figure includes tick conversion, the columnar update, tick-by-tick walks of triggered positions,
-and persisting the exits they produce. Baseline in the same run: the same positions processed the
+and persisting the exits they produce. As in the actor, the heap is frozen once the host is
+constructed (:func:`actors.runtime.freeze_startup_heap`, a no-op outside Ray, so done here by
+hand): the positions opened afterwards stay in the collector's reach, and the run's full
+collections (reported) walk them as a running host's do. Baseline in the same run: the same positions processed the
 obvious way (every tick applied to every position through the scalar core).
 
     python -m bench.tick_path [--quick]
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import tempfile
 import time
@@ -27,6 +31,7 @@ from actors.instruments import CONTRACTS, front_month, spec_for
 from actors.recorder.config import RecorderSettings
 from actors.recorder.host import RecorderHost
 from actors.recorder.pair import Pair
+from actors.runtime import freeze_heap
 from actors.store import Store, create_recorder, ensure_local_user, insert_signal, models
 from bench.common import Report
 
@@ -121,6 +126,7 @@ def build(
             rec = create_recorder(s, user.id, f"r{i}", syms[i % len(syms)], cfg)  # type: ignore[arg-type]
             plan.append((rec.id, syms[i % len(syms)], RecorderSettings.model_validate(cfg)))
     host = RecorderHost(0, 1, url, flush_s=1.0)
+    freeze_heap()  # what RecorderActor does at the end of its constructor
 
     async def open_all() -> None:
         now = time.time()
@@ -184,6 +190,37 @@ def run_host(host: RecorderHost, batches: list[dict]) -> float:
     return asyncio.run(go())
 
 
+class FullCollections:
+    """The garbage collector's full (generation 2) collections while in use: count, longest."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._start)
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        if not self.pauses:
+            return "no full garbage collection during the run"
+        return (
+            f"{len(self.pauses)} full garbage collection(s) during the run, "
+            f"longest {max(self.pauses) * 1000:.0f} ms, {sum(self.pauses) * 1000:.0f} ms in all"
+        )
+
+
 def host_state(host: RecorderHost, plan: list[tuple[int, str, RecorderSettings]]) -> list[dict]:
     host.flush()
     return [host.recorders[rid].pair.snapshot(sym) for rid, sym, _ in plan]
@@ -193,7 +230,8 @@ def measure(report: Report, n_pairs: int, n_ticks: int, check_ticks: int, workdi
     print(f"-- {n_pairs:,} open positions, {len(symbols())} symbols", flush=True)
     host, plan = build(n_pairs, workdir, seed=n_pairs)
     batches = tick_stream(symbols(), n_ticks, per_batch=25, seed=1)
-    elapsed = run_host(host, batches)
+    with FullCollections() as collections:
+        elapsed = run_host(host, batches)
     total = sum(len(t) for b in batches for t, _ in b.values())
     rate = total / elapsed
     open_after = sum(len(c) for c in host.columns.values())
@@ -207,6 +245,7 @@ def measure(report: Report, n_pairs: int, n_ticks: int, check_ticks: int, workdi
     report.note(
         f"{n_pairs:,} positions: {total:,} ticks in {elapsed:.2f}s, {host.counters['trades']} exits, {open_after:,} still open"
     )
+    report.note(f"{n_pairs:,} positions: {collections.summary()}")
 
     # exactness and the per-tick baseline on a prefix of the same stream
     host2, _ = build(n_pairs, workdir / "check", seed=n_pairs)
