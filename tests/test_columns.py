@@ -10,6 +10,7 @@ full state (excursions, stops, targets, DCA levels, trailing) must be identical.
 from __future__ import annotations
 
 from collections import defaultdict
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.instruments import spec_for
-from actors.recorder.book import Trade
-from actors.recorder.columns import SymbolColumns
+from actors.recorder.book import LONG, SHORT, Money, Position, Trade
+from actors.recorder.columns import SymbolColumns, excursion_bounds, excursion_bounds_exact
 from actors.recorder.config import RecorderSettings
 from actors.recorder.pair import MinuteBars, Pair
 from tests.test_pair_vs_reference import recorder_settings
@@ -184,3 +185,44 @@ def test_signal_raising_the_best_price_moves_the_trailing_stop_on_the_next_tick(
 def test_one_tick_new_high_tightens_the_trailing_stop(mirror: bool) -> None:
     cfg = RecorderSettings.model_validate({"trailing_stop": {"trigger": 1, "distance": 1}})
     run_events(cfg, [("buy", 0), ("tick", 1), ("tick", 2), ("tick", 1), ("sell", 0)], mirror)
+
+
+money = st.builds(
+    Money,
+    st.sampled_from([Fraction(1, 4), Fraction(1, 100), Fraction(1, 32), Fraction(5, 10000)]),
+    st.sampled_from([Fraction(1, 2), Fraction(5), Fraction(25, 2), Fraction(31.25), Fraction(10)]),
+)
+history = st.lists(
+    st.tuples(st.sampled_from(["observe", "add"]), st.integers(-60, 60), st.integers(1, 3)),
+    max_size=12,
+)
+
+
+@given(
+    m=money,
+    side=st.sampled_from([LONG, SHORT]),
+    entry=st.integers(100, 90000),
+    qty=st.integers(1, 5),
+    steps=history,
+)
+@settings(max_examples=400, deadline=None)
+def test_integer_excursion_forms_equal_their_fraction_definitions(
+    m: Money, side: int, entry: int, qty: int, steps: list[tuple[str, int, int]]
+) -> None:
+    """``excursion_bounds``, ``Position.move`` and ``Position.observe`` work on numerators and
+    denominators; each must give exactly what its Fraction form gives, whole or fractional
+    averages (adds) alike."""
+    pos = Position.open("X", side, qty, entry, 0.0)
+    shadow = {"best": Fraction(0), "worst": Fraction(0)}
+    for kind, offset, n in steps:
+        price = entry + offset
+        if kind == "add":
+            pos.add(n, price)
+            continue
+        u = side * (price - Fraction(pos.avg)) * m.tick_value * pos.qty
+        shadow["best"], shadow["worst"] = max(shadow["best"], u), min(shadow["worst"], u)
+        assert pos.move(price) == side * (price - Fraction(pos.avg))
+        pos.observe(price, m)
+        assert (pos.best_unrealised, pos.worst_unrealised) == (shadow["best"], shadow["worst"])
+        assert excursion_bounds(pos, m.tick_value) == excursion_bounds_exact(pos, m.tick_value)
+    assert excursion_bounds(pos, m.tick_value) == excursion_bounds_exact(pos, m.tick_value)

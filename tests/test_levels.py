@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from actors.instruments import CONTRACTS
 from actors.recorder.book import Money
+from actors.recorder.exits import dca_level
 from actors.recorder.levels import exact, level, round_half_up, to_ticks
 
 TICK_SIZES = sorted({Fraction(repr(c.tick_size)) for c in CONTRACTS.values()})
@@ -83,3 +84,16 @@ def test_exact_is_the_decimal_meant_cached_or_not() -> None:
 def test_level_is_the_rounded_sum(ref: Fraction | int, side: int, distance: Fraction | int) -> None:
     expected = math.floor(Fraction(ref) + side * Fraction(distance) + Fraction(1, 2))
     assert level(ref, side, distance) == expected
+
+
+@given(
+    st.integers(-(10**7), 10**7),
+    st.sampled_from([1, -1]),
+    st.one_of(st.integers(1, 10**4), st.fractions(min_value=0, max_denominator=10**4)),
+    st.integers(0, 10**3),
+)
+def test_dca_level_is_the_rounded_ladder_rung(
+    first_entry: int, side: int, step: Fraction | int, i: int
+) -> None:
+    expected = math.floor(first_entry - side * i * Fraction(step) + Fraction(1, 2))
+    assert dca_level(first_entry, side, step, i) == expected

@@ -147,7 +147,13 @@ class Position:
 
     def move(self, price: int) -> Exact:
         """Per-contract move in ticks, positive in the position's favour."""
-        return self.side * (price - self.avg)
+        avg = self.avg
+        if type(avg) is Fraction and type(price) is int:
+            # an average after adds: one Fraction built, not two (n/d in lowest terms, so
+            # gcd(price*d - n, d) = 1 and the quotient is already reduced)
+            d = avg.denominator
+            return Fraction(self.side * (price * d - avg.numerator), d)
+        return self.side * (price - avg)
 
     def unrealised(self, price: int, money: Money) -> Exact:
         return self.move(price) * money.tick_value * self.qty
@@ -159,16 +165,16 @@ class Position:
             self.best_move = m
         if m < self.worst_move:
             self.worst_move = m
-        if type(m) is int:
-            # u = m * qty * tick_value compared by cross-multiplying integers (denominators are
-            # positive): a Fraction is only built for a new extreme, not for every price seen
+        if type(m) is int or type(m) is Fraction:
+            # u = m * qty * tick_value = n/d compared by cross-multiplying integers (denominators
+            # are positive): a Fraction is only built for a new extreme, not for every price seen
             tn, td = money.value_ratio
-            n = m * self.qty * tn
+            n, d = m.numerator * self.qty * tn, m.denominator * td
             best, worst = self.best_unrealised, self.worst_unrealised
-            if n * best.denominator > best.numerator * td:
-                self.best_unrealised = whole(Fraction(n, td))
-            if n * worst.denominator < worst.numerator * td:
-                self.worst_unrealised = whole(Fraction(n, td))
+            if n * best.denominator > best.numerator * d:
+                self.best_unrealised = whole(Fraction(n, d))
+            if n * worst.denominator < worst.numerator * d:
+                self.worst_unrealised = whole(Fraction(n, d))
         else:
             u = m * money.tick_value * self.qty
             if u > self.best_unrealised:

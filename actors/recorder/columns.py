@@ -93,7 +93,41 @@ def trigger_bounds(pos: Position, ex: ExitState) -> tuple[int, int]:
 
 
 def excursion_bounds(pos: Position, tick_value: Fraction) -> tuple[int, int]:
-    """Integer bounds outside which a price would change worst/best unrealised, move or price."""
+    """Integer bounds outside which a price would change worst/best unrealised, move or price.
+
+    The moves (per contract, ticks) at which the position's excursions stand are, on the bad
+    side, the largest of its worst move, its worst unrealised over ``tick_value * qty`` and the
+    move to its worst price (the good side mirrored); the bounds are the prices just beyond
+    them. Worked out on numerators and denominators (every value here is an int or a Fraction,
+    denominators positive) instead of building ~10 Fractions: the bounds of every folded or
+    walked row (:func:`excursion_bounds_exact` is the definition, property-tested against)."""
+    tn, td, qty, avg = tick_value.numerator, tick_value.denominator, pos.qty, pos.avg
+    if tn <= 0 or qty <= 0 or type(avg) not in _RATIONAL:
+        return excursion_bounds_exact(pos, tick_value)
+    wu, bu = pos.worst_unrealised, pos.best_unrealised
+    wm, bm = pos.worst_move, pos.best_move
+    wp, bp = pos.move(pos.worst_price), pos.move(pos.best_price)
+    # worst = max(...), best = min(...) as n/d: a/b > c/d iff a*d > c*b (b, d > 0)
+    wn, wd = wm.numerator, wm.denominator
+    for n, d in ((wu.numerator * td, wu.denominator * tn * qty), (wp.numerator, wp.denominator)):
+        if n * wd > wn * d:
+            wn, wd = n, d
+    bn, bd = bm.numerator, bm.denominator
+    for n, d in ((bu.numerator * td, bu.denominator * tn * qty), (bp.numerator, bp.denominator)):
+        if n * bd < bn * d:
+            bn, bd = n, d
+    a, b = avg.numerator, avg.denominator
+    if pos.side == LONG:  # worse: p < avg + worst; better: p > avg + best
+        return -((-(a * wd + wn * b)) // (b * wd)) - 1, (a * bd + bn * b) // (b * bd) + 1
+    # short: mirror (ceil(avg - best) - 1, floor(avg - worst) + 1)
+    return -((-(a * bd - bn * b)) // (b * bd)) - 1, (a * wd - wn * b) // (b * wd) + 1
+
+
+_RATIONAL = (int, Fraction)
+
+
+def excursion_bounds_exact(pos: Position, tick_value: Fraction) -> tuple[int, int]:
+    """:func:`excursion_bounds` in Fraction arithmetic (its definition; other number types)."""
     side, avg, per_move = pos.side, pos.avg, tick_value * pos.qty
     worst = max(pos.worst_move, pos.worst_unrealised / per_move, pos.move(pos.worst_price))
     best = min(pos.best_move, pos.best_unrealised / per_move, pos.move(pos.best_price))

@@ -32,12 +32,12 @@ def round_half_up(x: Fraction | int) -> int:
     if type(x) is int:
         return x
     if type(x) is Fraction:
-        return _half_up(x.numerator, x.denominator)
+        return half_up(x.numerator, x.denominator)
     return math.floor(x + Fraction(1, 2))
 
 
-def _half_up(n: int, d: int) -> int:
-    """``floor(n/d + 1/2)`` for ``d > 0``, in integers."""
+def half_up(n: int, d: int) -> int:
+    """``floor(n/d + 1/2)`` for ``d > 0``, in integers (``n/d`` need not be in lowest terms)."""
     return (2 * n + d) // (2 * d)
 
 
@@ -101,5 +101,5 @@ def level(ref: Fraction | int, side: int, distance: Fraction | int) -> int:
     if type(ref) in _RATIONAL and type(distance) in _RATIONAL:
         a, b = ref.numerator, ref.denominator
         c, d = distance.numerator, distance.denominator
-        return _half_up(a * d + side * c * b, b * d)
+        return half_up(a * d + side * c * b, b * d)
     return round_half_up(ref + side * distance)
