@@ -8,6 +8,7 @@ position and what a closed quantity earned.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -35,7 +36,7 @@ def order_side(side: int, *, closing: bool) -> str:
     return "buy" if (side == LONG) != closing else "sell"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Money:
     """Tick geometry of a contract as exact rationals."""
 
@@ -45,11 +46,14 @@ class Money:
     value_ratio: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.value_ratio = (self.tick_value.numerator, self.tick_value.denominator)
+        ratio = (self.tick_value.numerator, self.tick_value.denominator)
+        object.__setattr__(self, "value_ratio", ratio)
 
     @classmethod
     def of(cls, spec: ContractSpec) -> Money:
-        return cls(Fraction(repr(spec.tick_size)), Fraction(repr(spec.tick_value)))
+        """One (immutable) instance per tick geometry, shared by every book of the contract:
+        one per book was three objects the garbage collector walked per open position."""
+        return _money(spec.tick_size, spec.tick_value)
 
     def price(self, ticks: Fraction | int) -> Fraction:
         if type(ticks) is int:  # one Fraction built, not two and a product
@@ -66,6 +70,11 @@ class Money:
         if type(ticks) is Fraction:
             return ticks.numerator * size.numerator / (ticks.denominator * size.denominator)
         return float(self.price(ticks))  # numpy ints and the like
+
+
+@functools.cache
+def _money(tick_size: float, tick_value: float) -> Money:
+    return Money(Fraction(repr(tick_size)), Fraction(repr(tick_value)))
 
 
 @dataclass(slots=True, frozen=True)
