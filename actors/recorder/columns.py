@@ -28,7 +28,7 @@ import numpy as np
 from actors.instruments import price_to_ticks
 from actors.recorder.book import LONG, Position
 from actors.recorder.exits import ExitState, dca_level
-from actors.recorder.levels import round_half_up
+from actors.recorder.levels import RATIONAL, round_half_up
 from actors.recorder.pair import Outcome, Pair, SymbolBook
 
 LOW = -(2**62)  # "never" for a lower bound
@@ -102,7 +102,7 @@ def excursion_bounds(pos: Position, tick_value: Fraction) -> tuple[int, int]:
     denominators positive) instead of building ~10 Fractions: the bounds of every folded or
     walked row (:func:`excursion_bounds_exact` is the definition, property-tested against)."""
     tn, td, qty, avg = tick_value.numerator, tick_value.denominator, pos.qty, pos.avg
-    if tn <= 0 or qty <= 0 or type(avg) not in _RATIONAL:
+    if tn <= 0 or qty <= 0 or type(avg) not in RATIONAL:
         return excursion_bounds_exact(pos, tick_value)
     wu, bu = pos.worst_unrealised, pos.best_unrealised
     wm, bm = pos.worst_move, pos.best_move
@@ -121,9 +121,6 @@ def excursion_bounds(pos: Position, tick_value: Fraction) -> tuple[int, int]:
         return -((-(a * wd + wn * b)) // (b * wd)) - 1, (a * bd + bn * b) // (b * bd) + 1
     # short: mirror (ceil(avg - best) - 1, floor(avg - worst) + 1)
     return -((-(a * bd - bn * b)) // (b * bd)) - 1, (a * wd - wn * b) // (b * wd) + 1
-
-
-_RATIONAL = (int, Fraction)
 
 
 def excursion_bounds_exact(pos: Position, tick_value: Fraction) -> tuple[int, int]:

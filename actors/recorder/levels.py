@@ -41,7 +41,8 @@ def half_up(n: int, d: int) -> int:
     return (2 * n + d) // (2 * d)
 
 
-_RATIONAL = (int, Fraction)
+#: The exact number types the integer fast paths take apart (numerator, denominator).
+RATIONAL = (int, Fraction)
 
 
 #: Below this many ticks a float quotient is within 1e-3 ticks of the exact one (and NaN fails).
@@ -98,7 +99,7 @@ def level(ref: Fraction | int, side: int, distance: Fraction | int) -> int:
     :func:`round_half_up` of ``ref + side * distance`` worked out on numerators and
     denominators (a/b + side·c/d = (ad + side·cb)/bd; bd > 0), without the two Fractions
     that sum builds: every exit level of every position, on each signal."""
-    if type(ref) in _RATIONAL and type(distance) in _RATIONAL:
+    if type(ref) in RATIONAL and type(distance) in RATIONAL:
         a, b = ref.numerator, ref.denominator
         c, d = distance.numerator, distance.denominator
         return half_up(a * d + side * c * b, b * d)
