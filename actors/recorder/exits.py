@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from actors.recorder.book import Money, Position, Trade
 from actors.recorder.config import RecorderSettings
-from actors.recorder.levels import distance_ticks, exact, half_up, level, round_half_up
+from actors.recorder.levels import RATIONAL, distance_ticks, exact, half_up, level, round_half_up
 
 STOP_PRECEDENCE = ("trailing_stop", "break_even", "stop_loss")
 
@@ -202,7 +202,7 @@ class ExitRules:
 def dca_level(first_entry: int, side: int, step: Fraction, i: int) -> int:
     """``round_half_up(first_entry - side * i * step)``; in integers for an int or Fraction step
     (several levels per DCA position on every walked tick: the binary search below)."""
-    if type(step) is Fraction or type(step) is int:
+    if type(step) in RATIONAL:
         d = step.denominator
         return half_up(first_entry * d - side * i * step.numerator, d)
     return round_half_up(first_entry - side * i * step)
